@@ -1,0 +1,292 @@
+// 2-D convolution: forward, gradient to the input, gradients to weight and bias.
+//
+// Layout (PyTorch): x [N, Ci, H, W], w [Co, Ci, K, K], b [Co], y [N, Co, Ho, Wo],
+// zero padding P, stride S, Ho = (H + 2P - K) / S + 1 (floor), likewise Wo.
+//
+//   y[n,co,oh,ow]  = b[co] + sum_{ci,kh,kw} w[co,ci,kh,kw] * x[n,ci,oh*S-P+kh,ow*S-P+kw]
+//   gx[n,ci,ih,iw] = sum_{co,kh,kw : ih = oh*S-P+kh, iw = ow*S-P+kw} w[co,ci,kh,kw] * gy[n,co,oh,ow]
+//   gw[co,ci,kh,kw]= sum_{n,oh,ow} gy[n,co,oh,ow] * x[n,ci,oh*S-P+kh,ow*S-P+kw]
+//   gb[co]         = sum_{n,oh,ow} gy[n,co,oh,ow]
+//
+// Every output is written by exactly one invocation, which sums its own terms
+// (a gather): no atomics, so results are deterministic on every backend.
+// Register blocking: an invocation computes a 4 x 4 tile (4 channels x 4
+// positions along a row, or 4 channels x 4 weight taps), so each value loaded
+// feeds four multiply-adds. No workgroup memory: on CPU-like devices its
+// barriers cost more than the loads it saves.
+//
+// Bindings: 0 params (uniform); 1 x; 2 w; 3 b; 4 y; 5 gy; 6 gx; 7 gw; 8 gb.
+// Dispatch: 64-wide workgroups, linear index gid.x + gid.y * num_workgroups.x * 64.
+
+struct Params {
+    batch: u32,
+    in_c: u32,
+    in_h: u32,
+    in_w: u32,
+    out_c: u32,
+    out_h: u32,
+    out_w: u32,
+    k: u32,
+    stride: u32,
+    pad: u32,
+    has_bias: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> gy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> gx: array<f32>;
+@group(0) @binding(7) var<storage, read_write> gw: array<f32>;
+@group(0) @binding(8) var<storage, read_write> gb: array<f32>;
+
+fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 64u;
+}
+
+// Value of x at (n, c, row, col) with zero padding outside the image.
+fn x_at(n: u32, c: u32, row: i32, col: i32) -> f32 {
+    if row < 0 || col < 0 || row >= i32(p.in_h) || col >= i32(p.in_w) {
+        return 0.0;
+    }
+    return x[((n * p.in_c + c) * p.in_h + u32(row)) * p.in_w + u32(col)];
+}
+
+// One invocation: output channels co0..co0+3 at row oh, columns ow0..ow0+3.
+@compute @workgroup_size(64)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let tiles_w = (p.out_w + 3u) / 4u;
+    let tiles_c = (p.out_c + 3u) / 4u;
+    var id = linear_id(gid, nwg);
+    if id >= p.batch * tiles_c * p.out_h * tiles_w {
+        return;
+    }
+    let ow0 = (id % tiles_w) * 4u;
+    id /= tiles_w;
+    let oh = id % p.out_h;
+    id /= p.out_h;
+    let co0 = (id % tiles_c) * 4u;
+    let n = id / tiles_c;
+
+    // Channels past the end repeat the last one; their results are not stored.
+    let last = p.out_c - 1u;
+    let co = vec4<u32>(co0, min(co0 + 1u, last), min(co0 + 2u, last), min(co0 + 3u, last));
+    let kk = p.k * p.k;
+    let wstride = p.in_c * kk;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    let s = i32(p.stride);
+    let col0 = i32(ow0) * s - i32(p.pad);
+    for (var ci = 0u; ci < p.in_c; ci++) {
+        for (var kh = 0u; kh < p.k; kh++) {
+            let row = i32(oh) * s - i32(p.pad) + i32(kh);
+            if row < 0 || row >= i32(p.in_h) {
+                continue;
+            }
+            for (var kw = 0u; kw < p.k; kw++) {
+                let col = col0 + i32(kw);
+                let xv = vec4<f32>(
+                    x_at(n, ci, row, col),
+                    x_at(n, ci, row, col + s),
+                    x_at(n, ci, row, col + 2 * s),
+                    x_at(n, ci, row, col + 3 * s),
+                );
+                let wo = ci * kk + kh * p.k + kw;
+                acc0 += w[co.x * wstride + wo] * xv;
+                acc1 += w[co.y * wstride + wo] * xv;
+                acc2 += w[co.z * wstride + wo] * xv;
+                acc3 += w[co.w * wstride + wo] * xv;
+            }
+        }
+    }
+
+    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var c = 0u; c < 4u; c++) {
+        let oc = co0 + c;
+        if oc >= p.out_c {
+            break;
+        }
+        var bias = 0.0;
+        if p.has_bias != 0u {
+            bias = b[oc];
+        }
+        let base = ((n * p.out_c + oc) * p.out_h + oh) * p.out_w;
+        for (var j = 0u; j < 4u; j++) {
+            if ow0 + j < p.out_w {
+                y[base + ow0 + j] = accs[c][j] + bias;
+            }
+        }
+    }
+}
+
+// gy at (n, co, oh, ow) for an input position reached through tap (kh, kw):
+// oh = (ih + P - kh) / S when that is whole and in range, else no term (0).
+fn gy_through(n: u32, co: u32, ih: i32, iw: i32, kh: u32, kw: u32) -> f32 {
+    let rh = ih + i32(p.pad) - i32(kh);
+    let rw = iw + i32(p.pad) - i32(kw);
+    let s = i32(p.stride);
+    if rh < 0 || rw < 0 || rh % s != 0 || rw % s != 0 {
+        return 0.0;
+    }
+    let oh = rh / s;
+    let ow = rw / s;
+    if oh >= i32(p.out_h) || ow >= i32(p.out_w) {
+        return 0.0;
+    }
+    return gy[((n * p.out_c + co) * p.out_h + u32(oh)) * p.out_w + u32(ow)];
+}
+
+// One invocation: input channels ci0..ci0+3 at row ih, columns iw0..iw0+3.
+@compute @workgroup_size(64)
+fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let tiles_w = (p.in_w + 3u) / 4u;
+    let tiles_c = (p.in_c + 3u) / 4u;
+    var id = linear_id(gid, nwg);
+    if id >= p.batch * tiles_c * p.in_h * tiles_w {
+        return;
+    }
+    let iw0 = (id % tiles_w) * 4u;
+    id /= tiles_w;
+    let ih = id % p.in_h;
+    id /= p.in_h;
+    let ci0 = (id % tiles_c) * 4u;
+    let n = id / tiles_c;
+
+    let last = p.in_c - 1u;
+    let ci = vec4<u32>(ci0, min(ci0 + 1u, last), min(ci0 + 2u, last), min(ci0 + 3u, last));
+    let kk = p.k * p.k;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    let c0 = i32(iw0);
+    for (var co = 0u; co < p.out_c; co++) {
+        for (var kh = 0u; kh < p.k; kh++) {
+            let rh = i32(ih) + i32(p.pad) - i32(kh);
+            if rh < 0 || rh % i32(p.stride) != 0 || rh / i32(p.stride) >= i32(p.out_h) {
+                continue;
+            }
+            for (var kw = 0u; kw < p.k; kw++) {
+                let g = vec4<f32>(
+                    gy_through(n, co, i32(ih), c0, kh, kw),
+                    gy_through(n, co, i32(ih), c0 + 1, kh, kw),
+                    gy_through(n, co, i32(ih), c0 + 2, kh, kw),
+                    gy_through(n, co, i32(ih), c0 + 3, kh, kw),
+                );
+                let wo = (co * p.in_c) * kk + kh * p.k + kw;
+                acc0 += w[wo + ci.x * kk] * g;
+                acc1 += w[wo + ci.y * kk] * g;
+                acc2 += w[wo + ci.z * kk] * g;
+                acc3 += w[wo + ci.w * kk] * g;
+            }
+        }
+    }
+
+    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var c = 0u; c < 4u; c++) {
+        let ic = ci0 + c;
+        if ic >= p.in_c {
+            break;
+        }
+        let base = ((n * p.in_c + ic) * p.in_h + ih) * p.in_w;
+        for (var j = 0u; j < 4u; j++) {
+            if iw0 + j < p.in_w {
+                gx[base + iw0 + j] = accs[c][j];
+            }
+        }
+    }
+}
+
+// One invocation: output channels co0..co0+3 x four consecutive taps r0..r0+3,
+// where a tap r indexes (ci, kh, kw) in weight order. Sums over the batch and
+// every output position.
+@compute @workgroup_size(64)
+fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let kk = p.k * p.k;
+    let taps = p.in_c * kk;
+    let tiles_r = (taps + 3u) / 4u;
+    let tiles_c = (p.out_c + 3u) / 4u;
+    let id = linear_id(gid, nwg);
+    if id >= tiles_c * tiles_r {
+        return;
+    }
+    let r0 = (id % tiles_r) * 4u;
+    let co0 = (id / tiles_r) * 4u;
+
+    // Decompose the four taps once; taps past the end repeat the last one.
+    var tci: array<u32, 4>;
+    var tkh: array<i32, 4>;
+    var tkw: array<i32, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        let r = min(r0 + j, taps - 1u);
+        tci[j] = r / kk;
+        tkh[j] = i32((r % kk) / p.k) - i32(p.pad);
+        tkw[j] = i32(r % p.k) - i32(p.pad);
+    }
+    let lastc = p.out_c - 1u;
+    let co = vec4<u32>(co0, min(co0 + 1u, lastc), min(co0 + 2u, lastc), min(co0 + 3u, lastc));
+    let plane = p.out_h * p.out_w;
+    let s = i32(p.stride);
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var n = 0u; n < p.batch; n++) {
+        let gbase = n * p.out_c * plane;
+        for (var oh = 0u; oh < p.out_h; oh++) {
+            for (var ow = 0u; ow < p.out_w; ow++) {
+                let o = gbase + oh * p.out_w + ow;
+                let g = vec4<f32>(gy[o + co.x * plane], gy[o + co.y * plane], gy[o + co.z * plane], gy[o + co.w * plane]);
+                let row = i32(oh) * s;
+                let col = i32(ow) * s;
+                let xv = vec4<f32>(
+                    x_at(n, tci[0], row + tkh[0], col + tkw[0]),
+                    x_at(n, tci[1], row + tkh[1], col + tkw[1]),
+                    x_at(n, tci[2], row + tkh[2], col + tkw[2]),
+                    x_at(n, tci[3], row + tkh[3], col + tkw[3]),
+                );
+                acc0 += g.x * xv;
+                acc1 += g.y * xv;
+                acc2 += g.z * xv;
+                acc3 += g.w * xv;
+            }
+        }
+    }
+
+    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var c = 0u; c < 4u; c++) {
+        let oc = co0 + c;
+        if oc >= p.out_c {
+            break;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            if r0 + j < taps {
+                gw[oc * taps + r0 + j] = accs[c][j];
+            }
+        }
+    }
+}
+
+// One invocation per output channel: the sum of its gradient over the batch and positions.
+@compute @workgroup_size(64)
+fn backward_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let co = linear_id(gid, nwg);
+    if co >= p.out_c {
+        return;
+    }
+    let plane = p.out_h * p.out_w;
+    var acc = 0.0;
+    for (var n = 0u; n < p.batch; n++) {
+        let base = (n * p.out_c + co) * plane;
+        for (var i = 0u; i < plane; i++) {
+            acc += gy[base + i];
+        }
+    }
+    gb[co] = acc;
+}
