@@ -167,7 +167,7 @@ impl Layer {
                 let [c, h, w] = image(self.kind())?;
                 Ok(vec![c, window(h, *kernel_size, *stride, 0)?, window(w, *kernel_size, *stride, 0)?])
             }
-            Layer::Flatten => Ok(vec![input.iter().product()]),
+            Layer::Flatten => Ok(vec![input.iter().fold(1usize, |a, &d| a.saturating_mul(d))]),
             Layer::Linear {
                 in_features,
                 out_features,

@@ -2,10 +2,12 @@
 //! that runs forward and backward passes.
 
 pub mod cpu;
+pub mod infer;
 pub mod layer;
 pub mod model;
 pub mod plan;
 
 pub use layer::Layer;
 pub use model::{Model, Tensor};
+pub use infer::{Classifier, Evaluation};
 pub use plan::{GpuModel, Plan, PlanOptions};

@@ -178,16 +178,7 @@ impl Model {
         if self.layers.is_empty() {
             return Err(Error::model(path, "the layer list is empty"));
         }
-        let [c, h, w] = self.input_shape;
-        if c == 0 || h == 0 || w == 0 || c.saturating_mul(h).saturating_mul(w) > MAX_INPUT_VALUES {
-            return Err(Error::model(
-                path,
-                format!(
-                    "input shape {:?} must have every dimension >= 1 and at most {MAX_INPUT_VALUES} values",
-                    self.input_shape
-                ),
-            ));
-        }
+        check_input_shape(self.input_shape, path)?;
         let shapes = self.shapes().map_err(|e| match e {
             Error::Model { reason, .. } => Error::model(path, reason),
             other => other,
@@ -275,6 +266,8 @@ impl Model {
             ),
             None => None,
         };
+
+        check_input_shape(input_shape, name)?;
 
         // Shapes first, from the metadata alone, so that tensors are only
         // converted once the whole structure is known to be sound.
@@ -376,6 +369,19 @@ impl Model {
             source,
         })
     }
+}
+
+/// Refuses an input shape with an empty dimension or more than
+/// [`MAX_INPUT_VALUES`] values, before any size is computed from it.
+fn check_input_shape(shape: [usize; 3], path: &str) -> Result<()> {
+    let [c, h, w] = shape;
+    if c == 0 || h == 0 || w == 0 || c.saturating_mul(h).saturating_mul(w) > MAX_INPUT_VALUES {
+        return Err(Error::model(
+            path,
+            format!("input shape {shape:?} must have every dimension >= 1 and at most {MAX_INPUT_VALUES} values"),
+        ));
+    }
+    Ok(())
 }
 
 fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {

@@ -1,0 +1,52 @@
+//! What several commands share: the GPU, the model, reports and progress bars.
+
+use std::path::PathBuf;
+
+use advgpu::gpu::{Gpu, GpuOptions};
+use advgpu::nn::Model;
+use anyhow::{Context, Result};
+
+/// The global `--adapter` choice.
+pub struct GpuChoice {
+    pub adapter: Option<String>,
+}
+
+impl GpuChoice {
+    /// Opens the chosen adapter.
+    pub fn open(&self) -> Result<Gpu> {
+        Ok(Gpu::new_blocking(&GpuOptions {
+            adapter: self.adapter.clone(),
+        })?)
+    }
+}
+
+/// `--model PATH`, or the bundled model.
+pub fn load_model(path: &Option<PathBuf>) -> Result<Model> {
+    match path {
+        Some(p) => Model::load(p).with_context(|| format!("loading --model {}", p.display())),
+        None => Ok(advgpu::data::bundled_model()?),
+    }
+}
+
+/// A short name of the adapter for reports: "name (backend)".
+pub fn adapter_name(gpu: &Gpu) -> String {
+    format!("{} ({:?})", gpu.info.name, gpu.info.backend)
+}
+
+/// Prints one JSON object on stdout.
+pub fn print_json(value: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// A progress bar on stderr; hidden when stderr is not a terminal.
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta} {prefix}")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}

@@ -1,0 +1,52 @@
+//! `advgpu eval`: accuracy on the held-out digits.
+
+use std::path::PathBuf;
+
+use advgpu::data::Digits;
+use advgpu::nn::Classifier;
+use anyhow::Result;
+use serde_json::json;
+
+use crate::common::{adapter_name, load_model, print_json, GpuChoice};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model file (default: the bundled MNIST model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Evaluate only the first N held-out digits.
+    #[arg(long)]
+    n: Option<usize>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
+    let gpu = choice.open()?;
+    let model = load_model(&args.model)?;
+    let held = Digits::bundled()?.held_out();
+    let held = held.slice(0..args.n.unwrap_or(held.len()));
+    let classifier = Classifier::new(&gpu, &model, 250)?;
+    let start = std::time::Instant::now();
+    let e = classifier.evaluate(&held.images, &held.labels)?;
+    let seconds = start.elapsed().as_secs_f64();
+    if args.json {
+        return print_json(&json!({
+            "accuracy": e.accuracy,
+            "n": e.n,
+            "correct": e.correct,
+            "adapter": adapter_name(&gpu),
+            "seconds": seconds,
+        }));
+    }
+    println!(
+        "accuracy {:.2}% ({}/{}) on the held-out digits, {:.2} s on {}",
+        100.0 * e.accuracy,
+        e.correct,
+        e.n,
+        seconds,
+        adapter_name(&gpu)
+    );
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! `advgpu train`: the small MNIST CNN, trained on the GPU.
+
+use std::path::PathBuf;
+
+use advgpu::data::{small_cnn, Digits};
+use advgpu::nn::{Classifier, Model};
+use advgpu::train::{train, Optimizer, TrainConfig};
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use crate::common::{adapter_name, print_json, progress_bar, GpuChoice};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where to write the trained model.
+    #[arg(long, default_value = "mnist-smallcnn.safetensors")]
+    out: PathBuf,
+    /// Passes over the 9,000 training digits.
+    #[arg(long, default_value_t = 6)]
+    epochs: usize,
+    /// Samples per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Initial learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// Learning-rate factor applied after each epoch.
+    #[arg(long, default_value_t = 0.6)]
+    lr_decay: f32,
+    /// adam or sgd.
+    #[arg(long, default_value = "adam")]
+    optimizer: String,
+    /// Momentum for sgd.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    /// Largest random shift of the training digits, in pixels.
+    #[arg(long, default_value_t = 2)]
+    shift: usize,
+    /// Seed of initialisation, shuffling and shifts.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON object at the end instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
+    let optimizer = match args.optimizer.as_str() {
+        "adam" => Optimizer::Adam,
+        "sgd" => Optimizer::Sgd { momentum: args.momentum },
+        other => anyhow::bail!("--optimizer {other:?}: expected adam or sgd"),
+    };
+    let config = TrainConfig {
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
+        lr_decay: args.lr_decay,
+        weight_decay: 0.0,
+        optimizer,
+        max_shift: args.shift,
+        seed: args.seed,
+    };
+    config.validate()?;
+
+    let gpu = choice.open()?;
+    let digits = Digits::bundled()?;
+    let (train_set, held) = (digits.train(), digits.held_out());
+    let model = Model::init(small_cnn(), [1, 28, 28], args.seed)?;
+    let model = Model {
+        classes: Some((0..10).map(|d| d.to_string()).collect()),
+        ..model
+    };
+
+    let bar = progress_bar(0, "training");
+    let start = std::time::Instant::now();
+    let trained = train(&gpu, &model, &train_set, &config, |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.step as u64);
+        bar.set_prefix(format!("epoch {} loss {:.4}", p.epoch + 1, p.loss));
+    })?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+
+    trained.save(&args.out).with_context(|| format!("writing --out {}", args.out.display()))?;
+    let e = Classifier::new(&gpu, &trained, 250)?.evaluate(&held.images, &held.labels)?;
+    if args.json {
+        return print_json(&json!({
+            "out": args.out.display().to_string(),
+            "accuracy": e.accuracy,
+            "n": e.n,
+            "epochs": args.epochs,
+            "seconds": seconds,
+            "adapter": adapter_name(&gpu),
+        }));
+    }
+    println!(
+        "wrote {}: held-out accuracy {:.2}% ({}/{}) after {} epochs, {:.0} s on {}",
+        args.out.display(),
+        100.0 * e.accuracy,
+        e.correct,
+        e.n,
+        args.epochs,
+        seconds,
+        adapter_name(&gpu)
+    );
+    Ok(())
+}
