@@ -6,7 +6,8 @@
 // Any invocation can draw any value in any order, so the same seed gives the
 // same numbers bit for bit, however the work is split into workgroups.
 //
-// Included by other shaders with the line `// #include rng`; it declares no
+// Other shaders include it with an include line naming `rng` (see
+// src/gpu/kernels.rs); it declares no
 // bindings.
 
 // 32 x 32 -> 64-bit product as (hi, lo), from 16-bit halves (WGSL has no mulhi).

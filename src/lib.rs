@@ -21,6 +21,7 @@
 //! # Ok::<(), advgpu::Error>(())
 //! ```
 
+pub mod attack;
 pub mod data;
 pub mod error;
 pub mod gpu;

@@ -50,10 +50,10 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            epochs: 6,
+            epochs: 8,
             batch: 64,
             lr: 1e-3,
-            lr_decay: 0.6,
+            lr_decay: 0.7,
             weight_decay: 0.0,
             optimizer: Optimizer::Adam,
             max_shift: 2,

@@ -31,6 +31,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("loss", include_str!("../../shaders/loss.wgsl")),
     ("optim", include_str!("../../shaders/optim.wgsl")),
     ("rng", include_str!("../../shaders/rng.wgsl")),
+    ("attack_step", include_str!("../../shaders/attack_step.wgsl")),
 ];
 
 const INCLUDE_RNG: &str = "// #include rng";
@@ -38,7 +39,7 @@ const INCLUDE_RNG: &str = "// #include rng";
 /// The complete WGSL source of shader `name`, with its includes resolved.
 pub fn shader_source(name: &str) -> Option<String> {
     let (_, text) = SHADERS.iter().find(|(n, _)| *n == name)?;
-    if text.contains(INCLUDE_RNG) {
+    if name != "rng" && text.contains(INCLUDE_RNG) {
         let rng = SHADERS.iter().find(|(n, _)| *n == "rng")?.1;
         Some(format!("{rng}\n{text}"))
     } else {
@@ -69,10 +70,14 @@ impl Gpu {
                     let source = shader_source(shader)
                         .ok_or_else(|| Error::gpu("loading shaders", format!("no shader named {shader:?}")))?;
                     log::debug!("compiling shader {shader} ({} bytes)", source.len());
+                    let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
                     let m = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(shader),
                         source: wgpu::ShaderSource::Wgsl(source.into()),
                     });
+                    if let Some(e) = pollster::block_on(scope.pop()) {
+                        return Err(Error::gpu(format!("compiling shader {shader}"), e));
+                    }
                     modules.insert(shader, m.clone());
                     m
                 }

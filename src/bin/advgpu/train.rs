@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long, default_value = "mnist-smallcnn.safetensors")]
     out: PathBuf,
     /// Passes over the 9,000 training digits.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 8)]
     epochs: usize,
     /// Samples per step.
     #[arg(long, default_value_t = 64)]
@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1e-3)]
     lr: f32,
     /// Learning-rate factor applied after each epoch.
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, default_value_t = 0.7)]
     lr_decay: f32,
     /// adam or sgd.
     #[arg(long, default_value = "adam")]
