@@ -107,6 +107,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A picture (plot, gallery) could not be drawn.
+    #[error("{path}: could not draw the picture: {reason}")]
+    Render {
+        /// The file it was for.
+        path: PathBuf,
+        /// The drawing library's message.
+        reason: String,
+    },
+
     /// An image could not be decoded or encoded.
     #[error("{path}: {source}")]
     Image {

@@ -75,10 +75,18 @@ impl TrainConfig {
             return Err(Error::param("lr", self.lr, "a positive finite number"));
         }
         if !(self.lr_decay.is_finite() && self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
-            return Err(Error::param("lr_decay", self.lr_decay, "a number in (0, 1]"));
+            return Err(Error::param(
+                "lr_decay",
+                self.lr_decay,
+                "a number in (0, 1]",
+            ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(Error::param("weight_decay", self.weight_decay, "a finite number >= 0"));
+            return Err(Error::param(
+                "weight_decay",
+                self.weight_decay,
+                "a finite number >= 0",
+            ));
         }
         if let Optimizer::Sgd { momentum } = self.optimizer {
             if !(0.0..1.0).contains(&momentum) {
@@ -152,11 +160,23 @@ pub fn train(
         });
     }
     if data.len() < config.batch {
-        return Err(Error::param("batch", config.batch, format!("at most the {} training samples", data.len())));
+        return Err(Error::param(
+            "batch",
+            config.batch,
+            format!("at most the {} training samples", data.len()),
+        ));
     }
 
     let gm = GpuModel::new(gpu, model)?;
-    let plan = Plan::new(gpu, &gm, config.batch, PlanOptions { weight_grads: true, ..Default::default() })?;
+    let plan = Plan::new(
+        gpu,
+        &gm,
+        config.batch,
+        PlanOptions {
+            weight_grads: true,
+            ..Default::default()
+        },
+    )?;
     plan.set_loss(gpu, 1.0 / config.batch as f32, 1.0);
     let updates = updates(gpu, &gm, &plan, config)?;
 
@@ -176,7 +196,14 @@ pub fn train(
             for (slot, &i) in chunk.iter().enumerate() {
                 let dx = rng.random_range(-(config.max_shift as i32)..=config.max_shift as i32);
                 let dy = rng.random_range(-(config.max_shift as i32)..=config.max_shift as i32);
-                shift_into(data.image(i), h, w, dx, dy, &mut x[slot * h * w..(slot + 1) * h * w]);
+                shift_into(
+                    data.image(i),
+                    h,
+                    w,
+                    dx,
+                    dy,
+                    &mut x[slot * h * w..(slot + 1) * h * w],
+                );
                 labels[slot] = u32::from(data.labels[i]);
             }
             plan.write_batch(gpu, &x, &labels)?;
@@ -191,11 +218,14 @@ pub fn train(
             }
             gpu.queue.submit([encoder.finish()]);
 
-            if t % LOSS_READ_EVERY == 0 || t == total {
+            if t.is_multiple_of(LOSS_READ_EVERY) || t == total {
                 let per_sample: Vec<f32> = gpu.read_blocking(&plan.loss)?;
                 loss = per_sample.iter().sum::<f32>() / per_sample.len() as f32;
                 if !loss.is_finite() {
-                    return Err(Error::gpu("training", format!("the loss became {loss} at step {t}; lower the learning rate")));
+                    return Err(Error::gpu(
+                        "training",
+                        format!("the loss became {loss} at step {t}; lower the learning rate"),
+                    ));
                 }
             } else {
                 gpu.wait()?;
@@ -235,7 +265,8 @@ fn updates(gpu: &Gpu, gm: &GpuModel, plan: &Plan, config: &TrainConfig) -> Resul
             if entry == "adam" {
                 bindings.push((4, &v.buffer));
             }
-            let kernel = gpu.kernel_with_uniform("optim", entry, &uniform, &bindings, p.len() as u64)?;
+            let kernel =
+                gpu.kernel_with_uniform("optim", entry, &uniform, &bindings, p.len() as u64)?;
             out.push(Update {
                 kernel,
                 uniform,
@@ -270,7 +301,8 @@ fn write_update_params(gpu: &Gpu, updates: &[Update], config: &TrainConfig, lr: 
             _pad1: 0,
             _pad2: 0,
         };
-        gpu.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&p));
+        gpu.queue
+            .write_buffer(&u.uniform, 0, bytemuck::bytes_of(&p));
     }
 }
 
@@ -280,11 +312,12 @@ fn shift_into(src: &[f32], h: usize, w: usize, dx: i32, dy: i32, out: &mut [f32]
     for y in 0..h as i32 {
         for x in 0..w as i32 {
             let (sx, sy) = (x - dx, y - dy);
-            out[(y * w as i32 + x) as usize] = if sx >= 0 && sy >= 0 && sx < w as i32 && sy < h as i32 {
-                src[(sy * w as i32 + sx) as usize]
-            } else {
-                0.0
-            };
+            out[(y * w as i32 + x) as usize] =
+                if sx >= 0 && sy >= 0 && sx < w as i32 && sy < h as i32 {
+                    src[(sy * w as i32 + sx) as usize]
+                } else {
+                    0.0
+                };
         }
     }
 }

@@ -13,25 +13,39 @@ struct Expected {
 
 impl Expected {
     fn load() -> Expected {
-        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/golden_expected.safetensors")).unwrap();
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/golden_expected.safetensors"
+        ))
+        .unwrap();
         Expected { bytes }
     }
 
     fn f32(&self, name: &str) -> Vec<f32> {
         let st = SafeTensors::deserialize(&self.bytes).unwrap();
         let t = st.tensor(name).unwrap();
-        t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+        t.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
     }
 
     fn labels(&self) -> Vec<u32> {
         let st = SafeTensors::deserialize(&self.bytes).unwrap();
         let t = st.tensor("labels").unwrap();
-        t.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()) as u32).collect()
+        t.data()
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as u32)
+            .collect()
     }
 }
 
 fn golden_model() -> Model {
-    Model::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/golden_model.safetensors")).unwrap()
+    Model::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/golden_model.safetensors"
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -43,15 +57,37 @@ fn gpu_logits_loss_and_gradients_match_jax() {
     let n = labels.len();
 
     let gm = GpuModel::new(gpu, &model).unwrap();
-    let plan = Plan::new(gpu, &gm, n, PlanOptions { input_grad: true, weight_grads: true, guided_relu: false }).unwrap();
+    let plan = Plan::new(
+        gpu,
+        &gm,
+        n,
+        PlanOptions {
+            input_grad: true,
+            weight_grads: true,
+            guided_relu: false,
+        },
+    )
+    .unwrap();
     plan.set_loss(gpu, 1.0 / n as f32, 1.0);
     plan.write_batch(gpu, &exp.f32("input"), &labels).unwrap();
     plan.run(gpu).unwrap();
 
     let read = |t| gpu.read_blocking::<f32>(t).unwrap();
-    common::assert_close("logits", &read(plan.logits()), &exp.f32("logits"), 1e-4, 1e-5);
+    common::assert_close(
+        "logits",
+        &read(plan.logits()),
+        &exp.f32("logits"),
+        1e-4,
+        1e-5,
+    );
     common::assert_close("loss", &read(&plan.loss), &exp.f32("loss"), 1e-4, 1e-5);
-    common::assert_close("grad_input", &read(plan.grad_input()), &exp.f32("grad_input"), 1e-3, 1e-6);
+    common::assert_close(
+        "grad_input",
+        &read(plan.grad_input()),
+        &exp.f32("grad_input"),
+        1e-3,
+        1e-6,
+    );
     for (i, layer) in model.layers.iter().enumerate() {
         for ((suffix, _), g) in layer.param_shapes().iter().zip(&plan.grad_params[i]) {
             let name = format!("grad.{i}.{suffix}");
@@ -69,7 +105,13 @@ fn cpu_reference_matches_jax() {
     let g = cpu::loss_and_gradients(&model, &x, &labels).unwrap();
     common::assert_close("logits", &g.logits.data, &exp.f32("logits"), 1e-5, 1e-6);
     common::assert_close("loss", &g.loss, &exp.f32("loss"), 1e-5, 1e-6);
-    common::assert_close("grad_input", &g.grad_input.data, &exp.f32("grad_input"), 1e-4, 1e-7);
+    common::assert_close(
+        "grad_input",
+        &g.grad_input.data,
+        &exp.f32("grad_input"),
+        1e-4,
+        1e-7,
+    );
     for (i, layer) in model.layers.iter().enumerate() {
         for ((suffix, _), t) in layer.param_shapes().iter().zip(&g.grad_params[i]) {
             let name = format!("grad.{i}.{suffix}");

@@ -32,7 +32,17 @@ fn one_layer_model(layer: Layer, input: [usize; 3], seed: u64) -> (Model, usize)
 fn run_gpu(model: &Model, index: usize, n: usize, x: &[f32], gy: &[f32]) -> LayerResult {
     let gpu = gpu();
     let gm = GpuModel::new(gpu, model).unwrap();
-    let plan = Plan::new(gpu, &gm, n, PlanOptions { input_grad: true, weight_grads: true, guided_relu: false }).unwrap();
+    let plan = Plan::new(
+        gpu,
+        &gm,
+        n,
+        PlanOptions {
+            input_grad: true,
+            weight_grads: true,
+            guided_relu: false,
+        },
+    )
+    .unwrap();
     gpu.write(plan.input(), x).unwrap();
     plan.run_forward(gpu).unwrap();
 
@@ -48,7 +58,10 @@ fn run_gpu(model: &Model, index: usize, n: usize, x: &[f32], gy: &[f32]) -> Laye
     LayerResult {
         y: gpu.read_blocking(plan.logits()).unwrap(),
         gx: gpu.read_blocking(plan.grad_input()).unwrap(),
-        gparams: plan.grad_params[index].iter().map(|g| gpu.read_blocking(g).unwrap()).collect(),
+        gparams: plan.grad_params[index]
+            .iter()
+            .map(|g| gpu.read_blocking(g).unwrap())
+            .collect(),
     }
 }
 
@@ -74,19 +87,39 @@ fn check_layer(name: &str, layer: Layer, n: usize, shape: [usize; 3], seed: u64)
     let out_len: usize = n * model.shapes().unwrap()[index].iter().product::<usize>();
     let gy = random(out_len, seed + 2, -1.0, 1.0);
 
-    let x_shape = if index == 1 { vec![n, x_len / n] } else { [&[n][..], &shape[..]].concat() };
-    let want = run_cpu(&model, index, &Tensor::new(x_shape, x.clone()).unwrap(), &gy);
+    let x_shape = if index == 1 {
+        vec![n, x_len / n]
+    } else {
+        [&[n][..], &shape[..]].concat()
+    };
+    let want = run_cpu(
+        &model,
+        index,
+        &Tensor::new(x_shape, x.clone()).unwrap(),
+        &gy,
+    );
     let got = run_gpu(&model, index, n, &x, &gy);
     assert_close(&format!("{name} forward"), &got.y, &want.y, RTOL, ATOL);
     assert_close(&format!("{name} grad_input"), &got.gx, &want.gx, RTOL, ATOL);
-    assert_eq!(got.gparams.len(), want.gparams.len(), "{name}: parameter count");
+    assert_eq!(
+        got.gparams.len(),
+        want.gparams.len(),
+        "{name}: parameter count"
+    );
     for (i, (g, w)) in got.gparams.iter().zip(&want.gparams).enumerate() {
         assert_close(&format!("{name} grad_param {i}"), g, w, RTOL, ATOL);
     }
 }
 
 fn conv(ci: usize, co: usize, k: usize, stride: usize, padding: usize, bias: bool) -> Layer {
-    Layer::Conv2d { in_channels: ci, out_channels: co, kernel_size: k, stride, padding, bias }
+    Layer::Conv2d {
+        in_channels: ci,
+        out_channels: co,
+        kernel_size: k,
+        stride,
+        padding,
+        bias,
+    }
 }
 
 #[test]
@@ -101,32 +134,80 @@ fn conv2d_matches_cpu_stride_2_padding_1_odd_sizes() {
 
 #[test]
 fn conv2d_matches_cpu_without_bias_even_kernel_padding() {
-    check_layer("conv k2 p1 no bias", conv(2, 4, 2, 1, 1, false), 3, [2, 6, 7], 30);
+    check_layer(
+        "conv k2 p1 no bias",
+        conv(2, 4, 2, 1, 1, false),
+        3,
+        [2, 6, 7],
+        30,
+    );
 }
 
 #[test]
 fn conv2d_matches_cpu_stride_3_wide_kernel() {
-    check_layer("conv k5 s3 p2", conv(5, 6, 5, 3, 2, true), 2, [5, 11, 10], 40);
+    check_layer(
+        "conv k5 s3 p2",
+        conv(5, 6, 5, 3, 2, true),
+        2,
+        [5, 11, 10],
+        40,
+    );
 }
 
 #[test]
 fn conv2d_matches_cpu_on_the_bundled_models_second_layer_shape() {
-    check_layer("conv 32->32", conv(32, 32, 3, 1, 0, true), 2, [32, 12, 12], 45);
+    check_layer(
+        "conv 32->32",
+        conv(32, 32, 3, 1, 0, true),
+        2,
+        [32, 12, 12],
+        45,
+    );
 }
 
 #[test]
 fn linear_matches_cpu_batch_1() {
-    check_layer("linear 7->5", Layer::Linear { in_features: 7, out_features: 5, bias: true }, 1, [7, 1, 1], 50);
+    check_layer(
+        "linear 7->5",
+        Layer::Linear {
+            in_features: 7,
+            out_features: 5,
+            bias: true,
+        },
+        1,
+        [7, 1, 1],
+        50,
+    );
 }
 
 #[test]
 fn linear_matches_cpu_without_bias_odd_batch() {
-    check_layer("linear 13->9", Layer::Linear { in_features: 13, out_features: 9, bias: false }, 5, [13, 1, 1], 60);
+    check_layer(
+        "linear 13->9",
+        Layer::Linear {
+            in_features: 13,
+            out_features: 9,
+            bias: false,
+        },
+        5,
+        [13, 1, 1],
+        60,
+    );
 }
 
 #[test]
 fn linear_matches_cpu_larger() {
-    check_layer("linear 67->33", Layer::Linear { in_features: 67, out_features: 33, bias: true }, 6, [67, 1, 1], 70);
+    check_layer(
+        "linear 67->33",
+        Layer::Linear {
+            in_features: 67,
+            out_features: 33,
+            bias: true,
+        },
+        6,
+        [67, 1, 1],
+        70,
+    );
 }
 
 #[test]
@@ -136,34 +217,80 @@ fn relu_matches_cpu() {
 
 #[test]
 fn maxpool_matches_cpu_floor_mode_odd_size() {
-    check_layer("maxpool k2 s2", Layer::MaxPool2d { kernel_size: 2, stride: 2 }, 2, [3, 7, 9], 90);
+    check_layer(
+        "maxpool k2 s2",
+        Layer::MaxPool2d {
+            kernel_size: 2,
+            stride: 2,
+        },
+        2,
+        [3, 7, 9],
+        90,
+    );
 }
 
 #[test]
 fn maxpool_matches_cpu_overlapping_windows() {
-    check_layer("maxpool k3 s2", Layer::MaxPool2d { kernel_size: 3, stride: 2 }, 1, [2, 9, 8], 100);
+    check_layer(
+        "maxpool k3 s2",
+        Layer::MaxPool2d {
+            kernel_size: 3,
+            stride: 2,
+        },
+        1,
+        [2, 9, 8],
+        100,
+    );
 }
 
 #[test]
 fn avgpool_matches_cpu_overlapping_windows() {
-    check_layer("avgpool k2 s1", Layer::AvgPool2d { kernel_size: 2, stride: 1 }, 3, [2, 5, 6], 110);
+    check_layer(
+        "avgpool k2 s1",
+        Layer::AvgPool2d {
+            kernel_size: 2,
+            stride: 1,
+        },
+        3,
+        [2, 5, 6],
+        110,
+    );
 }
 
 #[test]
 fn avgpool_matches_cpu_stride_3() {
-    check_layer("avgpool k3 s3", Layer::AvgPool2d { kernel_size: 3, stride: 3 }, 2, [1, 10, 11], 120);
+    check_layer(
+        "avgpool k3 s3",
+        Layer::AvgPool2d {
+            kernel_size: 3,
+            stride: 3,
+        },
+        2,
+        [1, 10, 11],
+        120,
+    );
 }
 
 #[test]
 fn normalize_matches_cpu() {
-    let layer = Layer::Normalize { mean: vec![0.1, -0.2, 0.5], std: vec![0.3, 2.0, 0.7] };
+    let layer = Layer::Normalize {
+        mean: vec![0.1, -0.2, 0.5],
+        std: vec![0.3, 2.0, 0.7],
+    };
     check_layer("normalize", layer, 2, [3, 4, 5], 130);
 }
 
 #[test]
 fn maxpool_routes_ties_to_the_first_maximum() {
     // Every window is constant: the whole gradient goes to its top-left value.
-    let (model, index) = one_layer_model(Layer::MaxPool2d { kernel_size: 2, stride: 2 }, [1, 4, 4], 0);
+    let (model, index) = one_layer_model(
+        Layer::MaxPool2d {
+            kernel_size: 2,
+            stride: 2,
+        },
+        [1, 4, 4],
+        0,
+    );
     let got = run_gpu(&model, index, 1, &[0.5; 16], &[1.0, 2.0, 3.0, 4.0]);
     let mut want = vec![0.0; 16];
     want[0] = 1.0;
@@ -176,7 +303,11 @@ fn maxpool_routes_ties_to_the_first_maximum() {
 /// `sum(gy * f(x))`, the scalar whose gradient `layer_backward` computes.
 fn probe(layer: &Layer, params: &[Tensor], x: &Tensor, gy: &[f32]) -> f64 {
     let y = cpu::layer_forward(layer, params, x);
-    y.data.iter().zip(gy).map(|(a, b)| *a as f64 * *b as f64).sum()
+    y.data
+        .iter()
+        .zip(gy)
+        .map(|(a, b)| *a as f64 * *b as f64)
+        .sum()
 }
 
 /// `len` distinct values 0.05 apart in random order, none within 0.025 of 0:
@@ -204,7 +335,12 @@ fn check_finite_differences(name: &str, layer: Layer, x_shape: Vec<usize>, seed:
     let mut x = Tensor::new(x_shape.clone(), spaced(x_shape.iter().product(), seed + 1)).unwrap();
     let y = cpu::layer_forward(&layer, &params, &x);
     let gy = random(y.len(), seed + 2, -1.0, 1.0);
-    let (gx, gp) = cpu::layer_backward(&layer, &params, &x, &Tensor::new(y.shape.clone(), gy.clone()).unwrap());
+    let (gx, gp) = cpu::layer_backward(
+        &layer,
+        &params,
+        &x,
+        &Tensor::new(y.shape.clone(), gy.clone()).unwrap(),
+    );
 
     let h = 1e-2f32;
     let check = |what: &str, analytic: f32, plus: f64, minus: f64| {
@@ -242,26 +378,59 @@ fn check_finite_differences(name: &str, layer: Layer, x_shape: Vec<usize>, seed:
 #[test]
 fn conv2d_backward_matches_finite_differences() {
     check_finite_differences("conv s1", conv(2, 3, 3, 1, 0, true), vec![2, 2, 6, 5], 200);
-    check_finite_differences("conv s2 p1", conv(3, 2, 3, 2, 1, true), vec![1, 3, 7, 6], 210);
-    check_finite_differences("conv k2 no bias", conv(2, 2, 2, 1, 1, false), vec![2, 2, 4, 5], 220);
+    check_finite_differences(
+        "conv s2 p1",
+        conv(3, 2, 3, 2, 1, true),
+        vec![1, 3, 7, 6],
+        210,
+    );
+    check_finite_differences(
+        "conv k2 no bias",
+        conv(2, 2, 2, 1, 1, false),
+        vec![2, 2, 4, 5],
+        220,
+    );
 }
 
 #[test]
 fn linear_backward_matches_finite_differences() {
-    let layer = Layer::Linear { in_features: 9, out_features: 4, bias: true };
+    let layer = Layer::Linear {
+        in_features: 9,
+        out_features: 4,
+        bias: true,
+    };
     check_finite_differences("linear", layer, vec![3, 9], 230);
 }
 
 #[test]
 fn relu_and_pools_backward_match_finite_differences() {
     check_finite_differences("relu", Layer::Relu, vec![2, 2, 3, 3], 240);
-    check_finite_differences("maxpool", Layer::MaxPool2d { kernel_size: 2, stride: 2 }, vec![2, 2, 4, 6], 250);
-    check_finite_differences("avgpool", Layer::AvgPool2d { kernel_size: 3, stride: 2 }, vec![1, 2, 7, 7], 260);
+    check_finite_differences(
+        "maxpool",
+        Layer::MaxPool2d {
+            kernel_size: 2,
+            stride: 2,
+        },
+        vec![2, 2, 4, 6],
+        250,
+    );
+    check_finite_differences(
+        "avgpool",
+        Layer::AvgPool2d {
+            kernel_size: 3,
+            stride: 2,
+        },
+        vec![1, 2, 7, 7],
+        260,
+    );
 }
 
 #[test]
 fn normalize_backward_matches_finite_differences() {
-    let layer = Layer::Normalize { mean: vec![0.2, 0.4], std: vec![0.5, 1.5] };
+    let layer = Layer::Normalize {
+        mean: vec![0.2, 0.4],
+        std: vec![0.5, 1.5],
+    };
     check_finite_differences("normalize", layer, vec![2, 2, 3, 3], 270);
 }
 
@@ -276,10 +445,22 @@ fn softmax_cross_entropy_gradient_matches_finite_differences() {
         p.data[i] += h;
         let mut m = logits.clone();
         m.data[i] -= h;
-        let lp: f64 = cpu::softmax_cross_entropy(&p, &labels).0.iter().map(|v| *v as f64).sum();
-        let lm: f64 = cpu::softmax_cross_entropy(&m, &labels).0.iter().map(|v| *v as f64).sum();
+        let lp: f64 = cpu::softmax_cross_entropy(&p, &labels)
+            .0
+            .iter()
+            .map(|v| *v as f64)
+            .sum();
+        let lm: f64 = cpu::softmax_cross_entropy(&m, &labels)
+            .0
+            .iter()
+            .map(|v| *v as f64)
+            .sum();
         let numeric = (lp - lm) / (2.0 * h as f64);
-        assert!((numeric - grad.data[i] as f64).abs() < 1e-3, "logit {i}: {numeric} vs {}", grad.data[i]);
+        assert!(
+            (numeric - grad.data[i] as f64).abs() < 1e-3,
+            "logit {i}: {numeric} vs {}",
+            grad.data[i]
+        );
     }
 }
 
@@ -289,18 +470,43 @@ fn gpu_loss_matches_cpu_with_scale_and_sign() {
     let gpu = gpu();
     let model = Model::init(vec![Layer::Flatten], [5, 1, 1], 0).unwrap();
     let gm = GpuModel::new(gpu, &model).unwrap();
-    let plan = Plan::new(gpu, &gm, 3, PlanOptions { input_grad: true, ..Default::default() }).unwrap();
+    let plan = Plan::new(
+        gpu,
+        &gm,
+        3,
+        PlanOptions {
+            input_grad: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let z = random(15, 310, -4.0, 4.0);
     let labels = [1u32, 0, 4];
     plan.write_batch(gpu, &z, &labels).unwrap();
     plan.set_loss(gpu, 0.5, -1.0);
     plan.run(gpu).unwrap();
 
-    let (loss, grad) = cpu::softmax_cross_entropy(&Tensor::new(vec![3, 5], z.clone()).unwrap(), &[1, 0, 4]);
+    let (loss, grad) =
+        cpu::softmax_cross_entropy(&Tensor::new(vec![3, 5], z.clone()).unwrap(), &[1, 0, 4]);
     let want_grad: Vec<f32> = grad.data.iter().map(|g| -0.5 * g).collect();
-    assert_close("loss", &gpu.read_blocking(&plan.loss).unwrap(), &loss, RTOL, ATOL);
-    assert_close("grad", &gpu.read_blocking(plan.grad_input()).unwrap(), &want_grad, RTOL, ATOL);
+    assert_close(
+        "loss",
+        &gpu.read_blocking(&plan.loss).unwrap(),
+        &loss,
+        RTOL,
+        ATOL,
+    );
+    assert_close(
+        "grad",
+        &gpu.read_blocking(plan.grad_input()).unwrap(),
+        &want_grad,
+        RTOL,
+        ATOL,
+    );
     let pred: Vec<u32> = gpu.read_blocking(&plan.pred).unwrap();
-    let want_pred: Vec<u32> = z.chunks(5).map(|r| advgpu::nn::infer::argmax(r) as u32).collect();
+    let want_pred: Vec<u32> = z
+        .chunks(5)
+        .map(|r| advgpu::nn::infer::argmax(r) as u32)
+        .collect();
     assert_eq!(pred, want_pred);
 }

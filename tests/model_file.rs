@@ -11,10 +11,21 @@ use safetensors::Dtype;
 /// A small valid model: conv, relu, flatten, linear.
 fn small() -> Model {
     let layers = vec![
-        Layer::Conv2d { in_channels: 1, out_channels: 2, kernel_size: 3, stride: 1, padding: 0, bias: true },
+        Layer::Conv2d {
+            in_channels: 1,
+            out_channels: 2,
+            kernel_size: 3,
+            stride: 1,
+            padding: 0,
+            bias: true,
+        },
         Layer::Relu,
         Layer::Flatten,
-        Layer::Linear { in_features: 2 * 3 * 3, out_features: 4, bias: true },
+        Layer::Linear {
+            in_features: 2 * 3 * 3,
+            out_features: 4,
+            bias: true,
+        },
     ];
     Model::init(layers, [1, 5, 5], 7).unwrap()
 }
@@ -23,9 +34,17 @@ fn small() -> Model {
 fn file(tensors: &[(&str, Vec<usize>, Vec<u8>)], meta: &[(&str, &str)]) -> Vec<u8> {
     let views: Vec<(String, TensorView)> = tensors
         .iter()
-        .map(|(k, s, d)| (k.to_string(), TensorView::new(Dtype::F32, s.clone(), d).unwrap()))
+        .map(|(k, s, d)| {
+            (
+                k.to_string(),
+                TensorView::new(Dtype::F32, s.clone(), d).unwrap(),
+            )
+        })
         .collect();
-    let meta: HashMap<String, String> = meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let meta: HashMap<String, String> = meta
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     safetensors::serialize(views, Some(meta)).unwrap()
 }
 
@@ -36,7 +55,11 @@ fn f32s(n: usize) -> Vec<u8> {
 const LAYERS: &str = r#"[{"type":"conv2d","in_channels":1,"out_channels":2,"kernel_size":3},{"type":"relu"},{"type":"flatten"},{"type":"linear","in_features":18,"out_features":4}]"#;
 
 fn meta(layers: &str) -> Vec<(&str, &str)> {
-    vec![("advgpu.format", "1"), ("advgpu.input_shape", "[1,5,5]"), ("advgpu.layers", layers)]
+    vec![
+        ("advgpu.format", "1"),
+        ("advgpu.input_shape", "[1,5,5]"),
+        ("advgpu.layers", layers),
+    ]
 }
 
 fn good_tensors() -> Vec<(&'static str, Vec<usize>, Vec<u8>)> {
@@ -68,7 +91,15 @@ fn a_model_survives_a_save_and_load_round_trip() {
 fn a_hand_written_file_with_defaults_loads() {
     let m = Model::from_bytes(&file(&good_tensors(), &meta(LAYERS)), "x").unwrap();
     assert_eq!(m.num_classes(), 4);
-    assert!(matches!(m.layers[0], Layer::Conv2d { stride: 1, padding: 0, bias: true, .. }));
+    assert!(matches!(
+        m.layers[0],
+        Layer::Conv2d {
+            stride: 1,
+            padding: 0,
+            bias: true,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -84,7 +115,10 @@ fn a_truncated_file_is_refused() {
     let bytes = file(&good_tensors(), &meta(LAYERS));
     for cut in [0, 5, 8, 40, bytes.len() - 1] {
         let msg = load_error(&bytes[..cut]);
-        assert!(msg.contains("not a valid safetensors file"), "cut at {cut}: {msg}");
+        assert!(
+            msg.contains("not a valid safetensors file"),
+            "cut at {cut}: {msg}"
+        );
     }
 }
 
@@ -102,7 +136,10 @@ fn a_wrong_shape_is_named_with_both_shapes() {
     let mut t = good_tensors();
     t[0] = ("0.weight", vec![2, 1, 2, 2], f32s(8));
     let msg = load_error(&file(&t, &meta(LAYERS)));
-    assert!(msg.contains("\"0.weight\" has shape [2, 1, 2, 2], expected [2, 1, 3, 3]"), "{msg}");
+    assert!(
+        msg.contains("\"0.weight\" has shape [2, 1, 2, 2], expected [2, 1, 3, 3]"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -131,7 +168,10 @@ fn a_tensor_that_belongs_to_no_layer_is_refused() {
 fn layers_that_do_not_chain_are_refused() {
     let layers = LAYERS.replace(r#""in_features":18"#, r#""in_features":19"#);
     let msg = load_error(&file(&good_tensors(), &meta(&layers)));
-    assert!(msg.contains("in_features is 19, but its input has 18 features"), "{msg}");
+    assert!(
+        msg.contains("in_features is 19, but its input has 18 features"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -170,10 +210,14 @@ fn missing_metadata_is_named() {
 fn a_wrong_dtype_is_refused() {
     let mut bytes_meta = meta(LAYERS);
     bytes_meta.truncate(3);
-    let views = vec![
-        ("0.weight".to_string(), TensorView::new(Dtype::F16, vec![2, 1, 3, 3], &[0u8; 36]).unwrap()),
-    ];
-    let meta: HashMap<String, String> = bytes_meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let views = vec![(
+        "0.weight".to_string(),
+        TensorView::new(Dtype::F16, vec![2, 1, 3, 3], &[0u8; 36]).unwrap(),
+    )];
+    let meta: HashMap<String, String> = bytes_meta
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let bytes = safetensors::serialize(views, Some(meta)).unwrap();
     let msg = load_error(&bytes);
     assert!(msg.contains("F16") && msg.contains("expected F32"), "{msg}");

@@ -9,11 +9,15 @@ fn every_shader_validates_with_naga() {
     assert!(SHADERS.len() >= 8, "the shader table lost entries");
     for (name, _) in SHADERS {
         let source = shader_source(name).expect("listed shaders have a source");
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(&source)));
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{name}.wgsl does not validate: {e:?}"));
+        let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| {
+            panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(&source))
+        });
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}.wgsl does not validate: {e:?}"));
     }
 }
 
@@ -36,7 +40,10 @@ fn includes_are_resolved() {
     for (name, text) in SHADERS {
         if text.contains("// #include rng") {
             let full = shader_source(name).unwrap();
-            assert!(full.contains("fn philox2x32"), "{name} includes rng but the source lacks it");
+            assert!(
+                full.contains("fn philox2x32"),
+                "{name} includes rng but the source lacks it"
+            );
         }
     }
 }

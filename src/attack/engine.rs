@@ -100,7 +100,15 @@ impl AttackEngine {
     /// Allocates every buffer and builds every dispatch for `batch` samples.
     pub fn new(gpu: &Gpu, model: &GpuModel, batch: usize, spec: &Spec) -> Result<AttackEngine> {
         spec.validate()?;
-        let plan = Plan::new(gpu, model, batch, PlanOptions { input_grad: true, ..Default::default() })?;
+        let plan = Plan::new(
+            gpu,
+            model,
+            batch,
+            PlanOptions {
+                input_grad: true,
+                ..Default::default()
+            },
+        )?;
         let shape = plan.input().shape.clone();
         let n = plan.batch;
         let values = plan.input().len() as u64;
@@ -116,8 +124,19 @@ impl AttackEngine {
             mapped_at_creation: false,
         });
 
-        let (x0b, x, grad, scr, st) = (&x0.buffer, &plan.input().buffer, &plan.grad_input().buffer, &scratch.buffer, &state.buffer);
-        let (pred, labels, loss, best) = (&plan.pred.buffer, &plan.labels.buffer, &plan.loss.buffer, &best_x.buffer);
+        let (x0b, x, grad, scr, st) = (
+            &x0.buffer,
+            &plan.input().buffer,
+            &plan.grad_input().buffer,
+            &scratch.buffer,
+            &state.buffer,
+        );
+        let (pred, labels, loss, best) = (
+            &plan.pred.buffer,
+            &plan.labels.buffer,
+            &plan.loss.buffer,
+            &best_x.buffer,
+        );
         let k = |entry: &'static str, bindings: &[(u32, &wgpu::Buffer)], threads: u64| {
             gpu.kernel_with_uniform("attack_step", entry, &uniform, bindings, threads)
         };
@@ -127,15 +146,27 @@ impl AttackEngine {
             (Norm::L2, true) => vec![
                 k("start_l2_noise", &[(4, scr)], values)?,
                 k("start_l2_norm", &[(4, scr), (5, st)], per_sample)?,
-                k("start_l2_apply", &[(1, x0b), (2, x), (4, scr), (5, st)], values)?,
+                k(
+                    "start_l2_apply",
+                    &[(1, x0b), (2, x), (4, scr), (5, st)],
+                    values,
+                )?,
             ],
             _ => vec![k("start", &[(1, x0b), (2, x), (4, scr)], values)?],
         };
         let update = match (spec.norm, spec.momentum) {
-            (Norm::Linf, None) => vec![k("step_linf", &[(1, x0b), (2, x), (3, grad), (5, st)], values)?],
+            (Norm::Linf, None) => vec![k(
+                "step_linf",
+                &[(1, x0b), (2, x), (3, grad), (5, st)],
+                values,
+            )?],
             (Norm::Linf, Some(_)) => vec![
                 k("grad_l1_mean", &[(3, grad), (5, st)], per_sample)?,
-                k("step_momentum", &[(1, x0b), (2, x), (3, grad), (4, scr), (5, st)], values)?,
+                k(
+                    "step_momentum",
+                    &[(1, x0b), (2, x), (3, grad), (4, scr), (5, st)],
+                    values,
+                )?,
             ],
             (Norm::L2, _) => vec![
                 k("grad_l2_norm", &[(3, grad), (5, st)], per_sample)?,
@@ -150,7 +181,18 @@ impl AttackEngine {
             start,
             check: k("check", &[(5, st), (6, pred), (7, labels)], per_sample)?,
             update,
-            keep_best: k("keep_best", &[(2, x), (5, st), (6, pred), (7, labels), (8, loss), (9, best)], per_sample)?,
+            keep_best: k(
+                "keep_best",
+                &[
+                    (2, x),
+                    (5, st),
+                    (6, pred),
+                    (7, labels),
+                    (8, loss),
+                    (9, best),
+                ],
+                per_sample,
+            )?,
         };
 
         Ok(AttackEngine {
@@ -198,7 +240,11 @@ impl AttackEngine {
     /// submission with the number of steps done (over all restarts).
     pub fn run(&self, run: &BatchRun, mut progress: impl FnMut(usize)) -> Result<()> {
         if run.n == 0 || run.n > self.plan.batch {
-            return Err(Error::param("n", run.n, format!("1..={} (the engine's batch size)", self.plan.batch)));
+            return Err(Error::param(
+                "n",
+                run.n,
+                format!("1..={} (the engine's batch size)", self.plan.batch),
+            ));
         }
         let gpu = &self.gpu;
         let sign = if run.targeted { -1.0 } else { 1.0 };
@@ -221,11 +267,16 @@ impl AttackEngine {
         let mut done = 0;
         for restart in 0..self.spec.restarts {
             params.restart = restart as u32;
-            gpu.queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&params));
+            gpu.queue
+                .write_buffer(&self.uniform, 0, bytemuck::bytes_of(&params));
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
             {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
-                let first = if restart == 0 { &self.kernels.init } else { &self.kernels.restart_begin };
+                let first = if restart == 0 {
+                    &self.kernels.init
+                } else {
+                    &self.kernels.restart_begin
+                };
                 first.record(&mut pass);
                 self.kernels.start.iter().for_each(|k| k.record(&mut pass));
             }

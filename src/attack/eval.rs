@@ -62,8 +62,19 @@ pub fn evaluate(
     let (mut linf, mut l2) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
         let (a, b) = (&outcome.images[i * d..(i + 1) * d], &x0[i * d..(i + 1) * d]);
-        linf.push(a.iter().zip(b).map(|(p, q)| (p - q).abs() as f64).fold(0.0, f64::max));
-        l2.push(a.iter().zip(b).map(|(p, q)| ((p - q) as f64).powi(2)).sum::<f64>().sqrt());
+        linf.push(
+            a.iter()
+                .zip(b)
+                .map(|(p, q)| (p - q).abs() as f64)
+                .fold(0.0, f64::max),
+        );
+        l2.push(
+            a.iter()
+                .zip(b)
+                .map(|(p, q)| ((p - q) as f64).powi(2))
+                .sum::<f64>()
+                .sqrt(),
+        );
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let max = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
@@ -73,8 +84,21 @@ pub fn evaluate(
         attack: attack.name().to_string(),
         eps: spec.eps,
         n,
-        clean_accuracy: share(clean.iter().zip(labels).filter(|(p, l)| **p == **l as usize).count()),
-        robust_accuracy: share(outcome.pred.iter().zip(labels).filter(|(p, l)| p == l).count()),
+        clean_accuracy: share(
+            clean
+                .iter()
+                .zip(labels)
+                .filter(|(p, l)| **p == **l as usize)
+                .count(),
+        ),
+        robust_accuracy: share(
+            outcome
+                .pred
+                .iter()
+                .zip(labels)
+                .filter(|(p, l)| p == l)
+                .count(),
+        ),
         success_rate: share(outcome.success.iter().filter(|s| **s).count()),
         linf_mean: mean(&linf),
         linf_max: max(&linf),

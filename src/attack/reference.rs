@@ -72,11 +72,27 @@ pub fn attack(
     let evaluate = |x: &[f32]| -> Result<(Vec<usize>, Vec<f32>, Vec<f32>)> {
         let g = cpu::loss_and_gradients(model, &Tensor::new(shape.clone(), x.to_vec())?, &labels)?;
         let k = model.num_classes();
-        let pred = g.logits.data.chunks(k).map(crate::nn::infer::argmax).collect();
-        let grad = g.grad_input.data.iter().map(|v| sign * v * n as f32).collect();
+        let pred = g
+            .logits
+            .data
+            .chunks(k)
+            .map(crate::nn::infer::argmax)
+            .collect();
+        let grad = g
+            .grad_input
+            .data
+            .iter()
+            .map(|v| sign * v * n as f32)
+            .collect();
         Ok((pred, g.loss, grad))
     };
-    let succeeded = |pred: usize, s: usize| if targeted { pred == labels[s] } else { pred != labels[s] };
+    let succeeded = |pred: usize, s: usize| {
+        if targeted {
+            pred == labels[s]
+        } else {
+            pred != labels[s]
+        }
+    };
 
     let mut best = x0.to_vec();
     let mut best_success = vec![false; n];
@@ -99,7 +115,13 @@ pub fn attack(
                 }
                 steps[s] += 1;
                 let r = s * d..(s + 1) * d;
-                step(spec, &mut x[r.clone()], &x0[r.clone()], &g[r.clone()], &mut momentum[r]);
+                step(
+                    spec,
+                    &mut x[r.clone()],
+                    &x0[r.clone()],
+                    &g[r.clone()],
+                    &mut momentum[r],
+                );
             }
         }
 
@@ -171,7 +193,12 @@ fn step(spec: &Spec, x: &mut [f32], x0: &[f32], g: &[f32], m: &mut [f32]) {
             for i in 0..x.len() {
                 x[i] += spec.alpha * g[i] / gnorm;
             }
-            let dnorm = x.iter().zip(x0).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+            let dnorm = x
+                .iter()
+                .zip(x0)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f32>()
+                .sqrt();
             for i in 0..x.len() {
                 let mut delta = x[i] - x0[i];
                 if dnorm > spec.eps {

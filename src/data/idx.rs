@@ -33,7 +33,11 @@ pub struct Digits {
 impl Digits {
     /// The 10,000 digits compiled into the crate.
     pub fn bundled() -> Result<Digits> {
-        Digits::from_idx(BUNDLED_IMAGES, BUNDLED_LABELS, Path::new("<bundled digits>"))
+        Digits::from_idx(
+            BUNDLED_IMAGES,
+            BUNDLED_LABELS,
+            Path::new("<bundled digits>"),
+        )
     }
 
     /// Reads an image file and a label file in IDX format (gzip or plain).
@@ -57,8 +61,10 @@ impl Digits {
         let images = gunzip(images).map_err(|e| bad(format!("image file: {e}")))?;
         let labels = gunzip(labels).map_err(|e| bad(format!("label file: {e}")))?;
 
-        let (idims, ipix) = parse_idx(&images, 0x0803, 3).map_err(|e| bad(format!("image file: {e}")))?;
-        let (ldims, lab) = parse_idx(&labels, 0x0801, 1).map_err(|e| bad(format!("label file: {e}")))?;
+        let (idims, ipix) =
+            parse_idx(&images, 0x0803, 3).map_err(|e| bad(format!("image file: {e}")))?;
+        let (ldims, lab) =
+            parse_idx(&labels, 0x0801, 1).map_err(|e| bad(format!("label file: {e}")))?;
         if idims[0] != ldims[0] {
             return Err(bad(format!("{} images but {} labels", idims[0], ldims[0])));
         }
@@ -133,7 +139,11 @@ fn gunzip(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
 }
 
 /// The dimensions and data of an IDX file of u8 values with `rank` dimensions.
-fn parse_idx(bytes: &[u8], magic: u32, rank: usize) -> std::result::Result<(Vec<usize>, &[u8]), String> {
+fn parse_idx(
+    bytes: &[u8],
+    magic: u32,
+    rank: usize,
+) -> std::result::Result<(Vec<usize>, &[u8]), String> {
     let word = |i: usize| -> std::result::Result<u32, String> {
         bytes
             .get(i * 4..i * 4 + 4)
@@ -142,9 +152,13 @@ fn parse_idx(bytes: &[u8], magic: u32, rank: usize) -> std::result::Result<(Vec<
     };
     let found = word(0)?;
     if found != magic {
-        return Err(format!("magic number {found:#010x}, expected {magic:#010x}"));
+        return Err(format!(
+            "magic number {found:#010x}, expected {magic:#010x}"
+        ));
     }
-    let dims = (1..=rank).map(|i| word(i).map(|d| d as usize)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let dims = (1..=rank)
+        .map(|i| word(i).map(|d| d as usize))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let header = 4 * (rank + 1);
     let len = dims
         .iter()
@@ -152,7 +166,10 @@ fn parse_idx(bytes: &[u8], magic: u32, rank: usize) -> std::result::Result<(Vec<
         .ok_or_else(|| format!("dimensions {dims:?} overflow"))?;
     let data = &bytes[header..];
     if data.len() != len {
-        return Err(format!("dimensions {dims:?} need {len} bytes of data, file has {}", data.len()));
+        return Err(format!(
+            "dimensions {dims:?} need {len} bytes of data, file has {}",
+            data.len()
+        ));
     }
     Ok((dims, data))
 }

@@ -54,7 +54,11 @@ pub fn to_rgb_image(data: &[f32], shape: [usize; 3]) -> image::RgbImage {
     image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
         let i = y as usize * w + x as usize;
         if c >= 3 {
-            image::Rgb([byte(data[i]), byte(data[h * w + i]), byte(data[2 * h * w + i])])
+            image::Rgb([
+                byte(data[i]),
+                byte(data[h * w + i]),
+                byte(data[2 * h * w + i]),
+            ])
         } else {
             let v = byte(data[i]);
             image::Rgb([v, v, v])
@@ -66,7 +70,10 @@ pub fn to_rgb_image(data: &[f32], shape: [usize; 3]) -> image::RgbImage {
 pub fn save_png(path: &Path, data: &[f32], shape: [usize; 3]) -> Result<()> {
     let [c, h, w] = shape;
     let result = if c == 1 {
-        let bytes = data.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+        let bytes = data
+            .iter()
+            .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect();
         image::GrayImage::from_raw(w as u32, h as u32, bytes)
             .expect("length is h * w by construction")
             .save(path)

@@ -31,7 +31,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("loss", include_str!("../../shaders/loss.wgsl")),
     ("optim", include_str!("../../shaders/optim.wgsl")),
     ("rng", include_str!("../../shaders/rng.wgsl")),
-    ("attack_step", include_str!("../../shaders/attack_step.wgsl")),
+    (
+        "attack_step",
+        include_str!("../../shaders/attack_step.wgsl"),
+    ),
 ];
 
 const INCLUDE_RNG: &str = "// #include rng";
@@ -56,7 +59,11 @@ pub struct KernelCache {
 
 impl Gpu {
     /// The pipeline for `entry` in shader `shader`, compiled on first use.
-    pub fn pipeline(&self, shader: &'static str, entry: &'static str) -> Result<wgpu::ComputePipeline> {
+    pub fn pipeline(
+        &self,
+        shader: &'static str,
+        entry: &'static str,
+    ) -> Result<wgpu::ComputePipeline> {
         let cache = &self.kernels;
         if let Some(p) = lock(&cache.pipelines).get(&(shader, entry)) {
             return Ok(p.clone());
@@ -67,14 +74,17 @@ impl Gpu {
             match modules.get(shader) {
                 Some(m) => m.clone(),
                 None => {
-                    let source = shader_source(shader)
-                        .ok_or_else(|| Error::gpu("loading shaders", format!("no shader named {shader:?}")))?;
+                    let source = shader_source(shader).ok_or_else(|| {
+                        Error::gpu("loading shaders", format!("no shader named {shader:?}"))
+                    })?;
                     log::debug!("compiling shader {shader} ({} bytes)", source.len());
                     let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-                    let m = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(shader),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
-                    });
+                    let m = self
+                        .device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(shader),
+                            source: wgpu::ShaderSource::Wgsl(source.into()),
+                        });
                     if let Some(e) = pollster::block_on(scope.pop()) {
                         return Err(Error::gpu(format!("compiling shader {shader}"), e));
                     }
@@ -86,16 +96,21 @@ impl Gpu {
 
         log::debug!("creating pipeline {shader}::{entry}");
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::gpu(format!("creating pipeline {shader}::{entry}"), e));
+            return Err(Error::gpu(
+                format!("creating pipeline {shader}::{entry}"),
+                e,
+            ));
         }
         lock(&cache.pipelines).insert((shader, entry), pipeline.clone());
         Ok(pipeline)
@@ -112,11 +127,13 @@ impl Gpu {
         buffers: &[(u32, &wgpu::Buffer)],
         threads: u64,
     ) -> Result<Kernel> {
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(entry),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        });
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(entry),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            });
         self.kernel_with_uniform(shader, entry, &uniform, buffers, threads)
     }
 
@@ -147,7 +164,10 @@ impl Gpu {
             entries: &entries,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::gpu(format!("binding buffers for {shader}::{entry}"), e));
+            return Err(Error::gpu(
+                format!("binding buffers for {shader}::{entry}"),
+                e,
+            ));
         }
 
         Ok(Kernel {

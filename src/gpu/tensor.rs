@@ -54,7 +54,7 @@ impl Gpu {
     fn checked_bytes(&self, what: &str, shape: &[usize]) -> Result<u64> {
         // Zero-sized bindings are not allowed; a 1-element buffer stands in.
         let len = checked_len(what, shape)?.max(1) as u64;
-        let needed = len.checked_mul(4).unwrap_or(u64::MAX);
+        let needed = len.saturating_mul(4);
         let limit = self.max_binding_bytes();
         if needed > limit {
             return Err(Error::BufferTooLarge {
@@ -83,22 +83,37 @@ impl Gpu {
     }
 
     /// A tensor holding `data` (f32 or u32), which must have `shape`'s length.
-    pub fn upload<T: bytemuck::Pod>(&self, what: &str, shape: &[usize], data: &[T]) -> Result<GpuTensor> {
+    pub fn upload<T: bytemuck::Pod>(
+        &self,
+        what: &str,
+        shape: &[usize],
+        data: &[T],
+    ) -> Result<GpuTensor> {
         let len = checked_len(what, shape)?;
         if data.len() != len || std::mem::size_of::<T>() != 4 {
             return Err(Error::Shape {
                 what: what.to_string(),
                 expected: format!("{len} four-byte elements for shape {shape:?}"),
-                got: format!("{} elements of {} bytes", data.len(), std::mem::size_of::<T>()),
+                got: format!(
+                    "{} elements of {} bytes",
+                    data.len(),
+                    std::mem::size_of::<T>()
+                ),
             });
         }
         self.checked_bytes(what, shape)?;
-        let contents: &[u8] = if data.is_empty() { &[0; 4] } else { bytemuck::cast_slice(data) };
-        let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(what),
-            contents,
-            usage: STORAGE,
-        });
+        let contents: &[u8] = if data.is_empty() {
+            &[0; 4]
+        } else {
+            bytemuck::cast_slice(data)
+        };
+        let buffer = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(what),
+                contents,
+                usage: STORAGE,
+            });
         Ok(GpuTensor {
             buffer,
             shape: shape.to_vec(),
@@ -111,11 +126,16 @@ impl Gpu {
             return Err(Error::Shape {
                 what: tensor.buffer_label(),
                 expected: format!("{} four-byte elements", tensor.len()),
-                got: format!("{} elements of {} bytes", data.len(), std::mem::size_of::<T>()),
+                got: format!(
+                    "{} elements of {} bytes",
+                    data.len(),
+                    std::mem::size_of::<T>()
+                ),
             });
         }
         if !data.is_empty() {
-            self.queue.write_buffer(&tensor.buffer, 0, bytemuck::cast_slice(data));
+            self.queue
+                .write_buffer(&tensor.buffer, 0, bytemuck::cast_slice(data));
         }
         Ok(())
     }

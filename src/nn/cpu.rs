@@ -4,6 +4,9 @@
 //! shader headers, accumulating in f64. The tests hold every GPU kernel to
 //! these functions, and these functions to finite differences.
 
+// Index loops mirror the formulas term by term; iterators would hide them.
+#![allow(clippy::needless_range_loop)]
+
 use crate::error::Result;
 use crate::nn::layer::Layer;
 use crate::nn::model::{Model, Tensor};
@@ -46,7 +49,8 @@ pub fn layer_forward(layer: &Layer, params: &[Tensor], x: &Tensor) -> Tensor {
                                 for kh in 0..g.k {
                                     for kw in 0..g.k {
                                         if let Some(xi) = g.x_index(b, ci, oh, ow, kh, kw) {
-                                            acc += params[0].data[g.w_index(co, ci, kh, kw)] as f64 * x.data[xi] as f64;
+                                            acc += params[0].data[g.w_index(co, ci, kh, kw)] as f64
+                                                * x.data[xi] as f64;
                                         }
                                     }
                                 }
@@ -62,10 +66,20 @@ pub fn layer_forward(layer: &Layer, params: &[Tensor], x: &Tensor) -> Tensor {
             shape: x.shape.clone(),
             data: x.data.iter().map(|v| v.max(0.0)).collect(),
         },
-        Layer::MaxPool2d { kernel_size, stride } | Layer::AvgPool2d { kernel_size, stride } => {
+        Layer::MaxPool2d {
+            kernel_size,
+            stride,
+        }
+        | Layer::AvgPool2d {
+            kernel_size,
+            stride,
+        } => {
             let is_max = matches!(layer, Layer::MaxPool2d { .. });
             let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
-            let (oh, ow) = ((h - kernel_size) / stride + 1, (w - kernel_size) / stride + 1);
+            let (oh, ow) = (
+                (h - kernel_size) / stride + 1,
+                (w - kernel_size) / stride + 1,
+            );
             let mut y = Tensor::zeros(vec![n, c, oh, ow]);
             for plane in 0..n * c {
                 for r in 0..oh {
@@ -96,7 +110,8 @@ pub fn layer_forward(layer: &Layer, params: &[Tensor], x: &Tensor) -> Tensor {
                 for o in 0..*out_features {
                     let mut acc = params.get(1).map_or(0.0, |bias| bias.data[o] as f64);
                     for i in 0..*in_features {
-                        acc += x.data[b * in_features + i] as f64 * params[0].data[o * in_features + i] as f64;
+                        acc += x.data[b * in_features + i] as f64
+                            * params[0].data[o * in_features + i] as f64;
                     }
                     y.data[b * out_features + o] = acc as f32;
                 }
@@ -109,7 +124,12 @@ pub fn layer_forward(layer: &Layer, params: &[Tensor], x: &Tensor) -> Tensor {
 /// Gradients of one layer: with respect to its input `x`, and to each of its
 /// tensors (weight, then bias), given the gradient `gy` of its output.
 /// Parameter gradients are summed over the batch.
-pub fn layer_backward(layer: &Layer, params: &[Tensor], x: &Tensor, gy: &Tensor) -> (Tensor, Vec<Tensor>) {
+pub fn layer_backward(
+    layer: &Layer,
+    params: &[Tensor],
+    x: &Tensor,
+    gy: &Tensor,
+) -> (Tensor, Vec<Tensor>) {
     let n = x.shape[0];
     let mut gx = Tensor::zeros(x.shape.clone());
     match layer {
@@ -172,7 +192,14 @@ pub fn layer_backward(layer: &Layer, params: &[Tensor], x: &Tensor, gy: &Tensor)
             }
             (gx, Vec::new())
         }
-        Layer::MaxPool2d { kernel_size, stride } | Layer::AvgPool2d { kernel_size, stride } => {
+        Layer::MaxPool2d {
+            kernel_size,
+            stride,
+        }
+        | Layer::AvgPool2d {
+            kernel_size,
+            stride,
+        } => {
             let is_max = matches!(layer, Layer::MaxPool2d { .. });
             let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
             let (oh, ow) = (gy.shape[2], gy.shape[3]);
@@ -335,7 +362,15 @@ impl ConvGeom {
 
     /// Index of the input pixel under tap (kh, kw) of output (oh, ow), or
     /// `None` where the tap falls on padding.
-    fn x_index(&self, b: usize, ci: usize, oh: usize, ow: usize, kh: usize, kw: usize) -> Option<usize> {
+    fn x_index(
+        &self,
+        b: usize,
+        ci: usize,
+        oh: usize,
+        ow: usize,
+        kh: usize,
+        kw: usize,
+    ) -> Option<usize> {
         let r = (oh * self.stride + kh).checked_sub(self.pad)?;
         let c = (ow * self.stride + kw).checked_sub(self.pad)?;
         (r < self.h && c < self.w).then(|| ((b * self.ci + ci) * self.h + r) * self.w + c)
@@ -351,7 +386,15 @@ impl ConvGeom {
 }
 
 /// Flat indices of pooling window (r, s) of `plane`, row-major.
-fn pool_window(plane: usize, h: usize, w: usize, r: usize, s: usize, k: usize, stride: usize) -> Vec<usize> {
+fn pool_window(
+    plane: usize,
+    h: usize,
+    w: usize,
+    r: usize,
+    s: usize,
+    k: usize,
+    stride: usize,
+) -> Vec<usize> {
     let base = plane * h * w;
     (0..k)
         .flat_map(|kh| (0..k).map(move |kw| base + (r * stride + kh) * w + s * stride + kw))

@@ -37,10 +37,13 @@ impl Classifier {
     /// Softmax probabilities `[n, K]` for `x`, `n` samples of the model's input shape.
     pub fn probabilities(&self, x: &[f32]) -> Result<Vec<f32>> {
         let per = self.model.model.input_len();
-        if per == 0 || x.len() % per != 0 {
+        if per == 0 || !x.len().is_multiple_of(per) {
             return Err(Error::Shape {
                 what: "classifier input".into(),
-                expected: format!("a multiple of {per} values ({:?} per sample)", self.model.model.input_shape),
+                expected: format!(
+                    "a multiple of {per} values ({:?} per sample)",
+                    self.model.model.input_shape
+                ),
                 got: format!("{} values", x.len()),
             });
         }
@@ -79,7 +82,11 @@ impl Classifier {
                 got: format!("{}", labels.len()),
             });
         }
-        let correct = pred.iter().zip(labels).filter(|(p, l)| **p == usize::from(**l)).count();
+        let correct = pred
+            .iter()
+            .zip(labels)
+            .filter(|(p, l)| **p == usize::from(**l))
+            .count();
         Ok(Evaluation {
             accuracy: correct as f64 / labels.len().max(1) as f64,
             n: labels.len(),

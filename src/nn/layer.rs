@@ -104,7 +104,9 @@ impl Layer {
         let image = |what: &str| -> Result<[usize; 3], String> {
             match *input {
                 [c, h, w] => Ok([c, h, w]),
-                _ => Err(format!("{what} needs an image input [C, H, W], got {input:?}")),
+                _ => Err(format!(
+                    "{what} needs an image input [C, H, W], got {input:?}"
+                )),
             }
         };
         let window = |size: usize, k: usize, stride: usize, pad: usize| -> Result<usize, String> {
@@ -114,11 +116,15 @@ impl Layer {
                 }
             }
             if k == 0 || stride == 0 {
-                return Err(format!("kernel_size and stride must be at least 1, got {k} and {stride}"));
+                return Err(format!(
+                    "kernel_size and stride must be at least 1, got {k} and {stride}"
+                ));
             }
             let padded = size + 2 * pad;
             if k > padded {
-                return Err(format!("kernel_size {k} is larger than the padded input size {padded}"));
+                return Err(format!(
+                    "kernel_size {k} is larger than the padded input size {padded}"
+                ));
             }
             Ok((padded - k) / stride + 1)
         };
@@ -151,10 +157,14 @@ impl Layer {
             } => {
                 let [c, h, w] = image("conv2d")?;
                 if *in_channels != c {
-                    return Err(format!("conv2d in_channels is {in_channels}, but its input has {c} channels"));
+                    return Err(format!(
+                        "conv2d in_channels is {in_channels}, but its input has {c} channels"
+                    ));
                 }
                 if *out_channels == 0 || *out_channels > MAX_HYPERPARAMETER {
-                    return Err(format!("conv2d out_channels {out_channels} is outside 1..={MAX_HYPERPARAMETER}"));
+                    return Err(format!(
+                        "conv2d out_channels {out_channels} is outside 1..={MAX_HYPERPARAMETER}"
+                    ));
                 }
                 Ok(vec![
                     *out_channels,
@@ -163,9 +173,20 @@ impl Layer {
                 ])
             }
             Layer::Relu => Ok(input.to_vec()),
-            Layer::MaxPool2d { kernel_size, stride } | Layer::AvgPool2d { kernel_size, stride } => {
+            Layer::MaxPool2d {
+                kernel_size,
+                stride,
+            }
+            | Layer::AvgPool2d {
+                kernel_size,
+                stride,
+            } => {
                 let [c, h, w] = image(self.kind())?;
-                Ok(vec![c, window(h, *kernel_size, *stride, 0)?, window(w, *kernel_size, *stride, 0)?])
+                Ok(vec![
+                    c,
+                    window(h, *kernel_size, *stride, 0)?,
+                    window(w, *kernel_size, *stride, 0)?,
+                ])
             }
             Layer::Flatten => Ok(vec![input.iter().fold(1usize, |a, &d| a.saturating_mul(d))]),
             Layer::Linear {
@@ -173,15 +194,22 @@ impl Layer {
                 out_features,
                 ..
             } => {
-                let f: usize = match *input {
-                    [f] => f,
-                    _ => return Err(format!("linear needs a flat input [F] (add a flatten layer), got {input:?}")),
-                };
+                let f: usize =
+                    match *input {
+                        [f] => f,
+                        _ => return Err(format!(
+                            "linear needs a flat input [F] (add a flatten layer), got {input:?}"
+                        )),
+                    };
                 if *in_features != f {
-                    return Err(format!("linear in_features is {in_features}, but its input has {f} features"));
+                    return Err(format!(
+                        "linear in_features is {in_features}, but its input has {f} features"
+                    ));
                 }
                 if *out_features == 0 || *out_features > MAX_HYPERPARAMETER * 16 {
-                    return Err(format!("linear out_features {out_features} is out of range"));
+                    return Err(format!(
+                        "linear out_features {out_features} is out of range"
+                    ));
                 }
                 Ok(vec![*out_features])
             }

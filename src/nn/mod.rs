@@ -7,7 +7,7 @@ pub mod layer;
 pub mod model;
 pub mod plan;
 
+pub use infer::{Classifier, Evaluation};
 pub use layer::Layer;
 pub use model::{Model, Tensor};
-pub use infer::{Classifier, Evaluation};
 pub use plan::{GpuModel, Plan, PlanOptions};

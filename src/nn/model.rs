@@ -113,7 +113,10 @@ impl Model {
             .iter()
             .map(|layer| {
                 let shapes = layer.param_shapes();
-                let fan_in: usize = shapes.first().map(|(_, s)| s[1..].iter().product()).unwrap_or(1);
+                let fan_in: usize = shapes
+                    .first()
+                    .map(|(_, s)| s[1..].iter().product())
+                    .unwrap_or(1);
                 let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
                 shapes
                     .into_iter()
@@ -133,9 +136,9 @@ impl Model {
         let mut shape = self.input_shape.to_vec();
         let mut out = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
-            shape = layer
-                .output_shape(&shape)
-                .map_err(|e| Error::model("<memory>", format!("layer {i} ({}): {e}", layer.kind())))?;
+            shape = layer.output_shape(&shape).map_err(|e| {
+                Error::model("<memory>", format!("layer {i} ({}): {e}", layer.kind()))
+            })?;
             out.push(shape.clone());
         }
         Ok(out)
@@ -201,7 +204,11 @@ impl Model {
         if self.params.len() != self.layers.len() {
             return Err(Error::model(
                 path,
-                format!("{} parameter groups for {} layers", self.params.len(), self.layers.len()),
+                format!(
+                    "{} parameter groups for {} layers",
+                    self.params.len(),
+                    self.layers.len()
+                ),
             ));
         }
         for (i, (layer, tensors)) in self.layers.iter().zip(&self.params).enumerate() {
@@ -209,14 +216,22 @@ impl Model {
             if expected.len() != tensors.len() {
                 return Err(Error::model(
                     path,
-                    format!("layer {i} ({}) needs {} tensors, has {}", layer.kind(), expected.len(), tensors.len()),
+                    format!(
+                        "layer {i} ({}) needs {} tensors, has {}",
+                        layer.kind(),
+                        expected.len(),
+                        tensors.len()
+                    ),
                 ));
             }
             for ((name, shape), t) in expected.iter().zip(tensors) {
                 if &t.shape != shape || t.data.len() != shape.iter().product::<usize>() {
                     return Err(Error::model(
                         path,
-                        format!("tensor \"{i}.{name}\" has shape {:?}, expected {shape:?}", t.shape),
+                        format!(
+                            "tensor \"{i}.{name}\" has shape {:?}, expected {shape:?}",
+                            t.shape
+                        ),
                     ));
                 }
             }
@@ -250,14 +265,20 @@ impl Model {
         };
         let format = get(KEY_FORMAT)?;
         if format != "1" {
-            return Err(Error::model(name, format!("format version {format:?} is not supported (expected \"1\")")));
+            return Err(Error::model(
+                name,
+                format!("format version {format:?} is not supported (expected \"1\")"),
+            ));
         }
         let layers: Vec<Layer> = serde_json::from_str(get(KEY_LAYERS)?)
             .map_err(|e| Error::model(name, format!("layer list \"{KEY_LAYERS}\": {e}")))?;
         let input: Vec<usize> = serde_json::from_str(get(KEY_INPUT_SHAPE)?)
             .map_err(|e| Error::model(name, format!("\"{KEY_INPUT_SHAPE}\": {e}")))?;
         let input_shape: [usize; 3] = input.as_slice().try_into().map_err(|_| {
-            Error::model(name, format!("\"{KEY_INPUT_SHAPE}\" must be [C, H, W], got {input:?}"))
+            Error::model(
+                name,
+                format!("\"{KEY_INPUT_SHAPE}\" must be [C, H, W], got {input:?}"),
+            )
         })?;
         let classes = match meta.get(KEY_CLASSES) {
             Some(text) => Some(
@@ -282,22 +303,38 @@ impl Model {
             other => other,
         })?;
 
-        let mut unused: HashMap<String, ()> = st.names().into_iter().map(|n| (n.to_string(), ())).collect();
+        let mut unused: HashMap<String, ()> = st
+            .names()
+            .into_iter()
+            .map(|n| (n.to_string(), ()))
+            .collect();
         let mut params = Vec::with_capacity(skeleton.layers.len());
         for (i, layer) in skeleton.layers.iter().enumerate() {
             let mut tensors = Vec::new();
             for (suffix, shape) in layer.param_shapes() {
                 let key = format!("{i}.{suffix}");
                 let view = st.tensor(&key).map_err(|_| {
-                    Error::model(name, format!("missing tensor \"{key}\" ({} layer {i} needs shape {shape:?})", layer.kind()))
+                    Error::model(
+                        name,
+                        format!(
+                            "missing tensor \"{key}\" ({} layer {i} needs shape {shape:?})",
+                            layer.kind()
+                        ),
+                    )
                 })?;
                 if view.dtype() != Dtype::F32 {
-                    return Err(Error::model(name, format!("tensor \"{key}\" is {:?}, expected F32", view.dtype())));
+                    return Err(Error::model(
+                        name,
+                        format!("tensor \"{key}\" is {:?}, expected F32", view.dtype()),
+                    ));
                 }
                 if view.shape() != shape.as_slice() {
                     return Err(Error::model(
                         name,
-                        format!("tensor \"{key}\" has shape {:?}, expected {shape:?}", view.shape()),
+                        format!(
+                            "tensor \"{key}\" has shape {:?}, expected {shape:?}",
+                            view.shape()
+                        ),
                     ));
                 }
                 let data = view
@@ -344,10 +381,14 @@ impl Model {
             .zip(&self.params)
             .enumerate()
             .flat_map(|(i, (layer, tensors))| {
-                layer.param_shapes().into_iter().zip(tensors).map(move |((suffix, _), t)| {
-                    let raw = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-                    (format!("{i}.{suffix}"), t.shape.clone(), raw)
-                })
+                layer
+                    .param_shapes()
+                    .into_iter()
+                    .zip(tensors)
+                    .map(move |((suffix, _), t)| {
+                        let raw = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                        (format!("{i}.{suffix}"), t.shape.clone(), raw)
+                    })
             })
             .collect();
         let views = bytes
@@ -358,7 +399,8 @@ impl Model {
                     .map_err(|e| Error::model("<memory>", format!("tensor {k}: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        safetensors::serialize(views, Some(meta)).map_err(|e| Error::model("<memory>", e.to_string()))
+        safetensors::serialize(views, Some(meta))
+            .map_err(|e| Error::model("<memory>", e.to_string()))
     }
 
     /// Writes the model file.

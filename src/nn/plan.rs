@@ -122,7 +122,8 @@ impl Plan {
         let host = &model.model;
         let shapes = host.shapes()?;
         let n = batch.max(1);
-        let with_batch = |s: &[usize]| -> Vec<usize> { std::iter::once(n).chain(s.iter().copied()).collect() };
+        let with_batch =
+            |s: &[usize]| -> Vec<usize> { std::iter::once(n).chain(s.iter().copied()).collect() };
         let mut bytes = 0u64;
         let mut alloc = |what: &str, shape: &[usize]| -> Result<GpuTensor> {
             let t = gpu.zeros(what, shape)?;
@@ -160,7 +161,10 @@ impl Plan {
             };
             grads[i] = Some(g);
         }
-        let grads: Vec<GpuTensor> = grads.into_iter().map(|g| g.expect("every slot filled")).collect();
+        let grads: Vec<GpuTensor> = grads
+            .into_iter()
+            .map(|g| g.expect("every slot filled"))
+            .collect();
 
         let mut grad_params = Vec::new();
         for (i, tensors) in model.params.iter().enumerate() {
@@ -274,7 +278,8 @@ impl Plan {
             scale,
             sign,
         };
-        gpu.queue.write_buffer(&self.loss_uniform, 0, bytemuck::bytes_of(&p));
+        gpu.queue
+            .write_buffer(&self.loss_uniform, 0, bytemuck::bytes_of(&p));
     }
 
     /// Records the forward pass.
@@ -336,6 +341,11 @@ impl Plan {
     /// The dispatches of the forward pass, for per-layer timing.
     pub fn forward_kernels(&self) -> &[Kernel] {
         &self.forward
+    }
+
+    /// The dispatches of the backward pass, for per-layer timing.
+    pub fn backward_kernels(&self) -> &[Kernel] {
+        &self.backward
     }
 
     /// Records `kernels` into a fresh pass of `encoder` (used by benchmarks).
@@ -468,7 +478,11 @@ impl LayerCtx<'_> {
         ElementwiseParams {
             len: self.x.len() as u32,
             channels: s.get(1).copied().unwrap_or(1) as u32,
-            plane: s.get(2..).map(|r| r.iter().product::<usize>()).unwrap_or(1).max(1) as u32,
+            plane: s
+                .get(2..)
+                .map(|r| r.iter().product::<usize>())
+                .unwrap_or(1)
+                .max(1) as u32,
             _pad: 0,
         }
     }
@@ -484,7 +498,9 @@ impl LayerCtx<'_> {
         let (gpu, x, y) = (self.gpu, &self.x.buffer, &self.y.buffer);
         let k = match layer {
             Layer::Normalize { .. } => {
-                let (mean, std) = self.model.norm[self.i].as_ref().expect("normalize layers have buffers");
+                let (mean, std) = self.model.norm[self.i]
+                    .as_ref()
+                    .expect("normalize layers have buffers");
                 gpu.kernel(
                     "normalize",
                     "forward",
@@ -496,12 +512,38 @@ impl LayerCtx<'_> {
             Layer::Conv2d { .. } => {
                 let p = self.conv_params();
                 let w = &self.model.params[self.i][0].buffer;
-                let threads = u64::from(p.batch) * tiles(p.out_c as usize) * u64::from(p.out_h) * tiles(p.out_w as usize);
-                gpu.kernel("conv2d", "forward", &p, &[(1, x), (2, w), (3, self.bias()), (4, y)], threads)?
+                let threads = u64::from(p.batch)
+                    * tiles(p.out_c as usize)
+                    * u64::from(p.out_h)
+                    * tiles(p.out_w as usize);
+                gpu.kernel(
+                    "conv2d",
+                    "forward",
+                    &p,
+                    &[(1, x), (2, w), (3, self.bias()), (4, y)],
+                    threads,
+                )?
             }
-            Layer::Relu => gpu.kernel("relu", "forward", &self.elementwise(), &[(1, x), (2, y)], self.x.len() as u64)?,
-            Layer::MaxPool2d { kernel_size, stride } | Layer::AvgPool2d { kernel_size, stride } => {
-                let entry = if matches!(layer, Layer::MaxPool2d { .. }) { "max_forward" } else { "avg_forward" };
+            Layer::Relu => gpu.kernel(
+                "relu",
+                "forward",
+                &self.elementwise(),
+                &[(1, x), (2, y)],
+                self.x.len() as u64,
+            )?,
+            Layer::MaxPool2d {
+                kernel_size,
+                stride,
+            }
+            | Layer::AvgPool2d {
+                kernel_size,
+                stride,
+            } => {
+                let entry = if matches!(layer, Layer::MaxPool2d { .. }) {
+                    "max_forward"
+                } else {
+                    "avg_forward"
+                };
                 let p = self.pool_params(*kernel_size, *stride);
                 gpu.kernel("pool", entry, &p, &[(1, x), (2, y)], self.y.len() as u64)?
             }
@@ -510,7 +552,13 @@ impl LayerCtx<'_> {
                 let p = self.linear_params(*bias);
                 let w = &self.model.params[self.i][0].buffer;
                 let threads = tiles(p.out_f as usize) * tiles(p.batch as usize);
-                gpu.kernel("linear", "forward", &p, &[(1, x), (2, w), (3, self.bias()), (4, y)], threads)?
+                gpu.kernel(
+                    "linear",
+                    "forward",
+                    &p,
+                    &[(1, x), (2, w), (3, self.bias()), (4, y)],
+                    threads,
+                )?
             }
         };
         Ok(vec![k])
@@ -521,24 +569,57 @@ impl LayerCtx<'_> {
         let len = self.x.len() as u64;
         let k = match layer {
             Layer::Normalize { .. } => {
-                let (_, std) = self.model.norm[self.i].as_ref().expect("normalize layers have buffers");
-                gpu.kernel("normalize", "backward", &self.elementwise(), &[(3, gy), (4, gx), (6, &std.buffer)], len)?
+                let (_, std) = self.model.norm[self.i]
+                    .as_ref()
+                    .expect("normalize layers have buffers");
+                gpu.kernel(
+                    "normalize",
+                    "backward",
+                    &self.elementwise(),
+                    &[(3, gy), (4, gx), (6, &std.buffer)],
+                    len,
+                )?
             }
             Layer::Conv2d { .. } => {
                 let p = self.conv_params();
                 let w = &self.model.params[self.i][0].buffer;
-                let threads = u64::from(p.batch) * tiles(p.in_c as usize) * u64::from(p.in_h) * tiles(p.in_w as usize);
-                gpu.kernel("conv2d", "backward_input", &p, &[(2, w), (5, gy), (6, gx)], threads)?
+                let threads = u64::from(p.batch)
+                    * tiles(p.in_c as usize)
+                    * u64::from(p.in_h)
+                    * tiles(p.in_w as usize);
+                gpu.kernel(
+                    "conv2d",
+                    "backward_input",
+                    &p,
+                    &[(2, w), (5, gy), (6, gx)],
+                    threads,
+                )?
             }
             Layer::Relu => {
-                let entry = if guided { "backward_guided" } else { "backward" };
-                gpu.kernel("relu", entry, &self.elementwise(), &[(1, x), (3, gy), (4, gx)], len)?
+                let entry = if guided {
+                    "backward_guided"
+                } else {
+                    "backward"
+                };
+                gpu.kernel(
+                    "relu",
+                    entry,
+                    &self.elementwise(),
+                    &[(1, x), (3, gy), (4, gx)],
+                    len,
+                )?
             }
-            Layer::MaxPool2d { kernel_size, stride } => {
+            Layer::MaxPool2d {
+                kernel_size,
+                stride,
+            } => {
                 let p = self.pool_params(*kernel_size, *stride);
                 gpu.kernel("pool", "max_backward", &p, &[(1, x), (3, gy), (4, gx)], len)?
             }
-            Layer::AvgPool2d { kernel_size, stride } => {
+            Layer::AvgPool2d {
+                kernel_size,
+                stride,
+            } => {
                 let p = self.pool_params(*kernel_size, *stride);
                 gpu.kernel("pool", "avg_backward", &p, &[(3, gy), (4, gx)], len)?
             }
@@ -547,7 +628,13 @@ impl LayerCtx<'_> {
                 let p = self.linear_params(*bias);
                 let w = &self.model.params[self.i][0].buffer;
                 let threads = tiles(p.in_f as usize) * tiles(p.batch as usize);
-                gpu.kernel("linear", "backward_input", &p, &[(2, w), (5, gy), (6, gx)], threads)?
+                gpu.kernel(
+                    "linear",
+                    "backward_input",
+                    &p,
+                    &[(2, w), (5, gy), (6, gx)],
+                    threads,
+                )?
             }
         };
         Ok(vec![k])
@@ -562,20 +649,44 @@ impl LayerCtx<'_> {
                 let taps = (p.in_c * p.k * p.k) as usize;
                 let threads = tiles(p.out_c as usize) * tiles(taps);
                 let gw = &self.grad_params[0].buffer;
-                out.push(gpu.kernel("conv2d", "backward_weight", &p, &[(1, x), (5, gy), (7, gw)], threads)?);
+                out.push(gpu.kernel(
+                    "conv2d",
+                    "backward_weight",
+                    &p,
+                    &[(1, x), (5, gy), (7, gw)],
+                    threads,
+                )?);
                 if *bias {
                     let gb = &self.grad_params[1].buffer;
-                    out.push(gpu.kernel("conv2d", "backward_bias", &p, &[(5, gy), (8, gb)], u64::from(p.out_c))?);
+                    out.push(gpu.kernel(
+                        "conv2d",
+                        "backward_bias",
+                        &p,
+                        &[(5, gy), (8, gb)],
+                        u64::from(p.out_c),
+                    )?);
                 }
             }
             Layer::Linear { bias, .. } => {
                 let p = self.linear_params(*bias);
                 let threads = tiles(p.in_f as usize) * tiles(p.out_f as usize);
                 let gw = &self.grad_params[0].buffer;
-                out.push(gpu.kernel("linear", "backward_weight", &p, &[(1, x), (5, gy), (7, gw)], threads)?);
+                out.push(gpu.kernel(
+                    "linear",
+                    "backward_weight",
+                    &p,
+                    &[(1, x), (5, gy), (7, gw)],
+                    threads,
+                )?);
                 if *bias {
                     let gb = &self.grad_params[1].buffer;
-                    out.push(gpu.kernel("linear", "backward_bias", &p, &[(5, gy), (8, gb)], u64::from(p.out_f))?);
+                    out.push(gpu.kernel(
+                        "linear",
+                        "backward_bias",
+                        &p,
+                        &[(5, gy), (8, gb)],
+                        u64::from(p.out_f),
+                    )?);
                 }
             }
             _ => {}

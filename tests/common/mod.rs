@@ -13,7 +13,8 @@ pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
     GPU.get_or_init(|| {
         let _ = env_logger::builder().is_test(true).try_init();
-        Gpu::new_blocking(&GpuOptions::default()).expect("a GPU adapter (on Linux: apt-get install mesa-vulkan-drivers)")
+        Gpu::new_blocking(&GpuOptions::default())
+            .expect("a GPU adapter (on Linux: apt-get install mesa-vulkan-drivers)")
     })
 }
 

@@ -43,9 +43,11 @@ pub fn print_json(value: &serde_json::Value) -> Result<()> {
 pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta} {prefix}")
-            .expect("the template is valid")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta} {prefix}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar

@@ -39,8 +39,15 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
     }
     println!("adapters:");
     for a in &adapters {
-        let mark = if a.name == gpu.info.name && a.backend == gpu.info.backend { "*" } else { " " };
-        println!(" {mark} {} ({:?}, {:?}, driver {} {})", a.name, a.backend, a.device_type, a.driver, a.driver_info);
+        let mark = if a.name == gpu.info.name && a.backend == gpu.info.backend {
+            "*"
+        } else {
+            " "
+        };
+        println!(
+            " {mark} {} ({:?}, {:?}, driver {} {})",
+            a.name, a.backend, a.device_type, a.driver, a.driver_info
+        );
     }
     println!("chosen: {} ({:?})", gpu.info.name, gpu.info.backend);
     println!("limits:");

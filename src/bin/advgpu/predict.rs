@@ -29,7 +29,9 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
     let model = load_model(&args.model)?;
     let mut x = Vec::new();
     for path in &args.images {
-        x.extend(load_image(path, model.input_shape).with_context(|| "reading an image to classify")?);
+        x.extend(
+            load_image(path, model.input_shape).with_context(|| "reading an image to classify")?,
+        );
     }
     let gpu = choice.open()?;
     let classifier = Classifier::new(&gpu, &model, args.images.len().min(256))?;
@@ -55,9 +57,19 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|t| format!("{} {:.1}%", t["name"].as_str().unwrap_or("?"), 100.0 * t["probability"].as_f64().unwrap_or(0.0)))
+            .map(|t| {
+                format!(
+                    "{} {:.1}%",
+                    t["name"].as_str().unwrap_or("?"),
+                    100.0 * t["probability"].as_f64().unwrap_or(0.0)
+                )
+            })
             .collect();
-        println!("{}: {}", r["image"].as_str().unwrap_or("?"), tops.join(", "));
+        println!(
+            "{}: {}",
+            r["image"].as_str().unwrap_or("?"),
+            tops.join(", ")
+        );
     }
     Ok(())
 }

@@ -47,7 +47,9 @@ pub struct Args {
 pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
     let optimizer = match args.optimizer.as_str() {
         "adam" => Optimizer::Adam,
-        "sgd" => Optimizer::Sgd { momentum: args.momentum },
+        "sgd" => Optimizer::Sgd {
+            momentum: args.momentum,
+        },
         other => anyhow::bail!("--optimizer {other:?}: expected adam or sgd"),
     };
     let config = TrainConfig {
@@ -81,7 +83,9 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
 
-    trained.save(&args.out).with_context(|| format!("writing --out {}", args.out.display()))?;
+    trained
+        .save(&args.out)
+        .with_context(|| format!("writing --out {}", args.out.display()))?;
     let e = Classifier::new(&gpu, &trained, 250)?.evaluate(&held.images, &held.labels)?;
     if args.json {
         return print_json(&json!({
