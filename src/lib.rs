@@ -26,6 +26,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod nn;
+pub mod report;
 pub mod train;
 
 pub use error::{Error, Result};

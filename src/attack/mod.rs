@@ -30,8 +30,8 @@ pub mod reference;
 
 use rand::{Rng, SeedableRng};
 
-pub use engine::{AttackEngine, BatchRun, SampleState};
 pub use bim::Bim;
+pub use engine::{AttackEngine, BatchRun, SampleState};
 pub use fgsm::Fgsm;
 pub use mifgsm::MiFgsm;
 pub use pgd::Pgd;
@@ -83,7 +83,11 @@ impl Spec {
         finite_nonneg("eps", self.eps)?;
         finite_nonneg("alpha", self.alpha)?;
         if self.norm == Norm::Linf && self.eps > 1.0 {
-            return Err(Error::param("eps", self.eps, "at most 1 for an L-inf ball on [0, 1] inputs"));
+            return Err(Error::param(
+                "eps",
+                self.eps,
+                "at most 1 for an L-inf ball on [0, 1] inputs",
+            ));
         }
         if self.steps == 0 || self.steps > 1_000_000 {
             return Err(Error::param("steps", self.steps, "1..=1000000"));
@@ -130,10 +134,13 @@ impl Target {
             "next" => Ok(Target::Next),
             "random" => Ok(Target::Random),
             "least-likely" => Ok(Target::LeastLikely),
-            _ => text
-                .parse()
-                .map(Target::Class)
-                .map_err(|_| Error::param("target", text, "a class number, next, random or least-likely")),
+            _ => text.parse().map(Target::Class).map_err(|_| {
+                Error::param(
+                    "target",
+                    text,
+                    "a class number, next, random or least-likely",
+                )
+            }),
         }
     }
 
@@ -170,10 +177,14 @@ impl Target {
             Target::Next => labels.iter().map(|l| (l + 1) % k).collect(),
             Target::Random => {
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7a12_4e0d);
-                labels.iter().map(|l| (l + rng.random_range(1..k.max(2))) % k).collect()
+                labels
+                    .iter()
+                    .map(|l| (l + rng.random_range(1..k.max(2))) % k)
+                    .collect()
             }
             Target::LeastLikely => {
-                let probs = clean_probs.ok_or_else(|| Error::param("target", "least-likely", "clean probabilities"))?;
+                let probs = clean_probs
+                    .ok_or_else(|| Error::param("target", "least-likely", "clean probabilities"))?;
                 probs
                     .chunks_exact(classes)
                     .map(|p| {
@@ -253,7 +264,12 @@ pub fn run(
     if x0.len() != labels.len() * d {
         return Err(Error::Shape {
             what: "attack input".into(),
-            expected: format!("{} values ({} samples of {:?})", labels.len() * d, labels.len(), model.input_shape),
+            expected: format!(
+                "{} values ({} samples of {:?})",
+                labels.len() * d,
+                labels.len(),
+                model.input_shape
+            ),
             got: format!("{} values", x0.len()),
         });
     }
@@ -262,18 +278,32 @@ pub fn run(
     }
     let classes = model.num_classes();
     if let Some(bad) = labels.iter().find(|l| **l as usize >= classes) {
-        return Err(Error::param("label", bad, format!("a class in 0..{classes}")));
+        return Err(Error::param(
+            "label",
+            bad,
+            format!("a class in 0..{classes}"),
+        ));
     }
     let n = labels.len();
     if n == 0 {
-        return Ok(Outcome { images: Vec::new(), pred: Vec::new(), success: Vec::new(), steps: Vec::new(), targets: None });
+        return Ok(Outcome {
+            images: Vec::new(),
+            pred: Vec::new(),
+            success: Vec::new(),
+            steps: Vec::new(),
+            targets: None,
+        });
     }
 
     let clean_probs = match options.target {
-        Target::LeastLikely => Some(Classifier::new(gpu, model, n.min(DEFAULT_MAX_BATCH))?.probabilities(x0)?),
+        Target::LeastLikely => {
+            Some(Classifier::new(gpu, model, n.min(DEFAULT_MAX_BATCH))?.probabilities(x0)?)
+        }
         _ => None,
     };
-    let targets = options.target.resolve(labels, classes, clean_probs.as_deref(), options.seed)?;
+    let targets = options
+        .target
+        .resolve(labels, classes, clean_probs.as_deref(), options.seed)?;
     let loss_labels = targets.as_deref().unwrap_or(labels);
 
     let batch = match options.batch {
@@ -283,7 +313,10 @@ pub fn run(
     };
     let gm = GpuModel::new(gpu, model)?;
     let engine = AttackEngine::new(gpu, &gm, batch, &spec)?;
-    log::debug!("attack {}: {n} samples in batches of {batch}", attack.name());
+    log::debug!(
+        "attack {}: {n} samples in batches of {batch}",
+        attack.name()
+    );
 
     let mut out = Outcome {
         images: Vec::with_capacity(n * d),
@@ -342,4 +375,95 @@ pub fn max_batch(gpu: &Gpu, model: &Model) -> Result<usize> {
         });
     }
     Ok(fits.min(DEFAULT_MAX_BATCH))
+}
+
+/// Overrides of an attack's defaults, as the command line takes them.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Radius of the ball.
+    pub eps: Option<f32>,
+    /// Step size.
+    pub alpha: Option<f32>,
+    /// Steps (per restart).
+    pub steps: Option<usize>,
+    /// Random restarts (PGD only).
+    pub restarts: Option<usize>,
+    /// Momentum decay (MI-FGSM only).
+    pub mu: Option<f32>,
+}
+
+/// The attacks [`by_name`] knows.
+pub const METHODS: &[&str] = &["fgsm", "bim", "pgd", "pgd-l2", "mifgsm"];
+
+/// An attack by its command-line name, with `settings` over its defaults.
+/// A setting the attack does not have is an error, not silently ignored.
+pub fn by_name(name: &str, s: &Settings) -> Result<Box<dyn Attack>> {
+    let unused = |what: &'static str, given: bool| {
+        if given {
+            Err(Error::param(what, "given", format!("no {what} for {name}")))
+        } else {
+            Ok(())
+        }
+    };
+    let attack: Box<dyn Attack> = match name {
+        "fgsm" => {
+            unused("alpha", s.alpha.is_some())?;
+            unused("steps", s.steps.is_some_and(|v| v != 1))?;
+            unused("restarts", s.restarts.is_some_and(|v| v != 1))?;
+            unused("mu", s.mu.is_some())?;
+            let d = Fgsm::default();
+            Box::new(Fgsm {
+                eps: s.eps.unwrap_or(d.eps),
+            })
+        }
+        "bim" => {
+            unused("restarts", s.restarts.is_some_and(|v| v != 1))?;
+            unused("mu", s.mu.is_some())?;
+            let d = Bim::default();
+            Box::new(Bim {
+                eps: s.eps.unwrap_or(d.eps),
+                alpha: s.alpha.unwrap_or(d.alpha),
+                steps: s.steps.unwrap_or(d.steps),
+            })
+        }
+        "pgd" => {
+            unused("mu", s.mu.is_some())?;
+            let d = Pgd::default();
+            Box::new(Pgd {
+                eps: s.eps.unwrap_or(d.eps),
+                alpha: s.alpha.unwrap_or(d.alpha),
+                steps: s.steps.unwrap_or(d.steps),
+                restarts: s.restarts.unwrap_or(d.restarts),
+            })
+        }
+        "pgd-l2" => {
+            unused("mu", s.mu.is_some())?;
+            let d = PgdL2::default();
+            Box::new(PgdL2 {
+                eps: s.eps.unwrap_or(d.eps),
+                alpha: s.alpha.unwrap_or(d.alpha),
+                steps: s.steps.unwrap_or(d.steps),
+                restarts: s.restarts.unwrap_or(d.restarts),
+            })
+        }
+        "mifgsm" => {
+            unused("restarts", s.restarts.is_some_and(|v| v != 1))?;
+            let d = MiFgsm::default();
+            Box::new(MiFgsm {
+                eps: s.eps.unwrap_or(d.eps),
+                alpha: s.alpha.unwrap_or(d.alpha),
+                steps: s.steps.unwrap_or(d.steps),
+                mu: s.mu.unwrap_or(d.mu),
+            })
+        }
+        other => {
+            return Err(Error::param(
+                "method",
+                other,
+                format!("one of {}", METHODS.join(", ")),
+            ));
+        }
+    };
+    attack.spec().validate()?;
+    Ok(attack)
 }

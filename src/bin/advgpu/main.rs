@@ -1,9 +1,12 @@
 //! The `advgpu` command line: one module per command; the library does the work.
 
+mod attack;
 mod common;
+mod demo;
 mod eval;
 mod info;
 mod predict;
+mod robustness;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -31,17 +34,29 @@ enum Command {
     Predict(predict::Args),
     /// Train the small MNIST CNN on the bundled training digits.
     Train(train::Args),
+    /// Attack image files or held-out digits and write the adversarial images.
+    Attack(attack::Args),
+    /// Accuracy under attack at several eps values, with a curve.
+    Robustness(robustness::Args),
+    /// PGD on a few bundled digits: the quickest look at what advgpu does.
+    Demo(demo::Args),
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("advgpu=info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("advgpu=info"))
+        .init();
     let cli = Cli::parse();
-    let gpu = common::GpuChoice { adapter: cli.adapter };
+    let gpu = common::GpuChoice {
+        adapter: cli.adapter,
+    };
     let result = match cli.command {
         Command::Info(a) => info::run(&gpu, a),
         Command::Eval(a) => eval::run(&gpu, a),
         Command::Predict(a) => predict::run(&gpu, a),
         Command::Train(a) => train::run(&gpu, a),
+        Command::Attack(a) => attack::run(&gpu, a),
+        Command::Robustness(a) => robustness::run(&gpu, a),
+        Command::Demo(a) => demo::run(&gpu, a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
