@@ -13,13 +13,16 @@
 //   MI-FGSM: m <- mu * m + g / mean(|g|);  x <- clip01(clamp(x + alpha * sign(m), ...))
 //   L2:      x <- x + alpha * g / ||g||_2;  delta <- delta * min(1, eps / ||delta||_2);
 //            x <- clip01(x0 + delta)
+//   masked:  (Sharif, Bhagavatula, Bauer and Reiter 2016) inside the mask
+//            x <- clip01(x + alpha * sign(g)), no eps bound; outside x <- x0,
+//            so those values stay bit-identical to the clean image
 // Clipping to [0, 1] only moves x towards x0 (x0 is in [0, 1]), so it never
 // breaks the eps bound. Random starts draw from Philox (rng.wgsl) with the
 // counter (global value index, restart), so a sample's noise does not depend
 // on how the batch was split.
 //
 // Bindings: 0 params (uniform); 1 x0; 2 x; 3 grad; 4 scratch; 5 state;
-// 6 pred; 7 labels; 8 loss; 9 best_x.
+// 6 pred; 7 labels; 8 loss; 9 best_x; 10 mask [D] (1 inside, 0 outside).
 // Dispatch: 64-wide workgroups, per value (N*D) or per sample (N) as named.
 
 // #include rng
@@ -60,6 +63,7 @@ struct SampleState {
 @group(0) @binding(7) var<storage, read> labels: array<u32>;
 @group(0) @binding(8) var<storage, read> loss: array<f32>;
 @group(0) @binding(9) var<storage, read_write> best_x: array<f32>;
+@group(0) @binding(10) var<storage, read> mask: array<f32>;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 64u;
@@ -114,6 +118,22 @@ fn start(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     if p.random_start != 0u {
         let u = rng_unit(philox2x32(p.key, vec2<u32>(p.offset * p.d + i, p.restart)).x);
         v = clamp(v + p.eps * (2.0 * u - 1.0), 0.0, 1.0);
+    }
+    x[i] = v;
+}
+
+// Per value, masked attacks: x = x0 outside the mask; inside, x0 or (random
+// start) a uniform value in [0, 1], from the same counter as `start`.
+@compute @workgroup_size(64)
+fn start_masked(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= p.n * p.d {
+        return;
+    }
+    scratch[i] = 0.0;
+    var v = x0[i];
+    if p.random_start != 0u && mask[i % p.d] != 0.0 {
+        v = rng_unit(philox2x32(p.key, vec2<u32>(p.offset * p.d + i, p.restart)).x);
     }
     x[i] = v;
 }
@@ -226,6 +246,21 @@ fn step_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     scratch[i] = m;
     let v = x[i] + p.alpha * sign(m);
     x[i] = clamp(clamp(v, x0[i] - p.eps, x0[i] + p.eps), 0.0, 1.0);
+}
+
+// Per value: the masked signed step; values outside the mask are rewritten
+// from x0, never computed.
+@compute @workgroup_size(64)
+fn step_masked(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= p.n * p.d || state[i / p.d].running == 0u {
+        return;
+    }
+    if mask[i % p.d] == 0.0 {
+        x[i] = x0[i];
+        return;
+    }
+    x[i] = clamp(x[i] + p.alpha * sign(grad[i]), 0.0, 1.0);
 }
 
 // Per value: the normalised L2 step (projection follows in l2_project_*).

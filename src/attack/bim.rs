@@ -41,6 +41,7 @@ impl Attack for Bim {
             restarts: 1,
             random_start: false,
             momentum: None,
+            mask: None,
         }
     }
 }

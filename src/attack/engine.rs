@@ -94,6 +94,7 @@ pub struct AttackEngine {
     uniform: wgpu::Buffer,
     kernels: Kernels,
     _scratch: GpuTensor,
+    _mask: Option<GpuTensor>,
 }
 
 impl AttackEngine {
@@ -113,6 +114,11 @@ impl AttackEngine {
         let n = plan.batch;
         let values = plan.input().len() as u64;
 
+        let sample = [shape[1], shape[2], shape[3]];
+        let mask = match spec.mask_values(sample)? {
+            Some(values) => Some(gpu.upload("attack mask", &[values.len()], &values)?),
+            None => None,
+        };
         let x0 = gpu.zeros("clean images", &shape)?;
         let best_x = gpu.zeros("best adversarial images", &shape)?;
         let scratch = gpu.zeros("attack scratch", &shape)?;
@@ -142,8 +148,13 @@ impl AttackEngine {
         };
         let per_sample = n as u64;
 
-        let start = match (spec.norm, spec.random_start) {
-            (Norm::L2, true) => vec![
+        let start = match (&mask, spec.norm, spec.random_start) {
+            (Some(m), _, _) => vec![k(
+                "start_masked",
+                &[(1, x0b), (2, x), (4, scr), (10, &m.buffer)],
+                values,
+            )?],
+            (None, Norm::L2, true) => vec![
                 k("start_l2_noise", &[(4, scr)], values)?,
                 k("start_l2_norm", &[(4, scr), (5, st)], per_sample)?,
                 k(
@@ -152,15 +163,20 @@ impl AttackEngine {
                     values,
                 )?,
             ],
-            _ => vec![k("start", &[(1, x0b), (2, x), (4, scr)], values)?],
+            (None, _, _) => vec![k("start", &[(1, x0b), (2, x), (4, scr)], values)?],
         };
-        let update = match (spec.norm, spec.momentum) {
-            (Norm::Linf, None) => vec![k(
+        let update = match (&mask, spec.norm, spec.momentum) {
+            (Some(m), _, _) => vec![k(
+                "step_masked",
+                &[(1, x0b), (2, x), (3, grad), (5, st), (10, &m.buffer)],
+                values,
+            )?],
+            (None, Norm::Linf, None) => vec![k(
                 "step_linf",
                 &[(1, x0b), (2, x), (3, grad), (5, st)],
                 values,
             )?],
-            (Norm::Linf, Some(_)) => vec![
+            (None, Norm::Linf, Some(_)) => vec![
                 k("grad_l1_mean", &[(3, grad), (5, st)], per_sample)?,
                 k(
                     "step_momentum",
@@ -168,7 +184,7 @@ impl AttackEngine {
                     values,
                 )?,
             ],
-            (Norm::L2, _) => vec![
+            (None, Norm::L2, _) => vec![
                 k("grad_l2_norm", &[(3, grad), (5, st)], per_sample)?,
                 k("step_l2", &[(2, x), (3, grad), (5, st)], values)?,
                 k("l2_delta_norm", &[(1, x0b), (2, x), (5, st)], per_sample)?,
@@ -205,6 +221,7 @@ impl AttackEngine {
             uniform,
             kernels,
             _scratch: scratch,
+            _mask: mask,
         })
     }
 

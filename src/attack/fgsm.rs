@@ -33,6 +33,7 @@ impl Attack for Fgsm {
             restarts: 1,
             random_start: false,
             momentum: None,
+            mask: None,
         }
     }
 }

@@ -46,6 +46,7 @@ impl Attack for MiFgsm {
             restarts: 1,
             random_start: false,
             momentum: Some(self.mu),
+            mask: None,
         }
     }
 }

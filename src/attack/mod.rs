@@ -1,11 +1,13 @@
-//! Gradient attacks: FGSM, BIM, PGD (L-inf and L2) and MI-FGSM.
+//! Gradient attacks: FGSM, BIM, PGD (L-inf and L2), MI-FGSM and masked
+//! perturbations.
 //!
-//! All of them are one skeleton (start, gradient, step, project, clip),
-//! written once in [`engine`] and `shaders/attack_step.wgsl`. An attack type
-//! only says how it differs, as a [`Spec`]: the norm of its ball, its step
-//! size and count, whether it starts at a random point, whether it uses
-//! momentum. Inputs live in [0, 1]; `x0` is the clean image and `g` the
-//! gradient of the loss with respect to the current image.
+//! The per-image attacks are one skeleton (start, gradient, step, project,
+//! clip), written once in [`engine`] and `shaders/attack_step.wgsl`. An attack
+//! type only says how it differs, as a [`Spec`]: the norm of its ball, its
+//! step size and count, whether it starts at a random point, whether it uses
+//! momentum, whether a mask confines it. Inputs live in [0, 1]; `x0` is the
+//! clean image and `g` the gradient of the loss with respect to the current
+//! image.
 //!
 //! ```no_run
 //! use advgpu::attack::{self, Pgd, Options};
@@ -23,6 +25,7 @@ mod bim;
 pub mod engine;
 pub mod eval;
 mod fgsm;
+pub mod masked;
 mod mifgsm;
 mod pgd;
 mod pgd_l2;
@@ -33,6 +36,7 @@ use rand::{Rng, SeedableRng};
 pub use bim::Bim;
 pub use engine::{AttackEngine, BatchRun, SampleState};
 pub use fgsm::Fgsm;
+pub use masked::Masked;
 pub use mifgsm::MiFgsm;
 pub use pgd::Pgd;
 pub use pgd_l2::PgdL2;
@@ -68,6 +72,11 @@ pub struct Spec {
     pub random_start: bool,
     /// MI-FGSM's decay `mu`: `m = mu * m + g / mean(|g|)`, step along `sign(m)`.
     pub momentum: Option<f32>,
+    /// Where the perturbation may be (masked attacks): one value per pixel
+    /// (`H * W`, shared by the channels) or per input value (`C * H * W`);
+    /// a value >= 0.5 marks a pixel the attack may change. Pixels outside
+    /// stay bit-identical to `x0`. Needs an L-inf ball and no momentum.
+    pub mask: Option<Vec<f32>>,
 }
 
 impl Spec {
@@ -98,7 +107,51 @@ impl Spec {
         if let Some(mu) = self.momentum {
             finite_nonneg("mu", mu)?;
         }
+        if let Some(mask) = &self.mask {
+            if self.norm != Norm::Linf || self.momentum.is_some() {
+                return Err(Error::param(
+                    "mask",
+                    "given",
+                    "an L-inf attack without momentum (a masked attack takes signed steps)",
+                ));
+            }
+            if let Some(bad) = mask.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+                return Err(Error::param("mask", bad, "values in [0, 1]"));
+            }
+            if !mask.iter().any(|v| *v >= 0.5) {
+                return Err(Error::param(
+                    "mask",
+                    "no pixel >= 0.5",
+                    "at least one pixel the attack may change",
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The mask expanded to one 0/1 value per input value of a `[C, H, W]`
+    /// sample, or `None` for an unmasked attack.
+    pub fn mask_values(&self, shape: [usize; 3]) -> Result<Option<Vec<f32>>> {
+        let Some(mask) = &self.mask else {
+            return Ok(None);
+        };
+        let [c, h, w] = shape;
+        let inside = |v: &f32| if *v >= 0.5 { 1.0 } else { 0.0 };
+        if mask.len() == h * w {
+            Ok(Some((0..c).flat_map(|_| mask.iter().map(inside)).collect()))
+        } else if mask.len() == c * h * w {
+            Ok(Some(mask.iter().map(inside).collect()))
+        } else {
+            Err(Error::Shape {
+                what: "attack mask".into(),
+                expected: format!(
+                    "{} values ({h}x{w} pixels) or {} ({c}x{h}x{w})",
+                    h * w,
+                    c * h * w
+                ),
+                got: format!("{} values", mask.len()),
+            })
+        }
     }
 }
 
@@ -390,10 +443,13 @@ pub struct Settings {
     pub restarts: Option<usize>,
     /// Momentum decay (MI-FGSM only).
     pub mu: Option<f32>,
+    /// The region a masked attack may change (masked only; default: the
+    /// bundled eyeglass frame). See [`Spec::mask`].
+    pub mask: Option<Vec<f32>>,
 }
 
 /// The attacks [`by_name`] knows.
-pub const METHODS: &[&str] = &["fgsm", "bim", "pgd", "pgd-l2", "mifgsm"];
+pub const METHODS: &[&str] = &["fgsm", "bim", "pgd", "pgd-l2", "mifgsm", "masked"];
 
 /// An attack by its command-line name, with `settings` over its defaults.
 /// A setting the attack does not have is an error, not silently ignored.
@@ -405,7 +461,25 @@ pub fn by_name(name: &str, s: &Settings) -> Result<Box<dyn Attack>> {
             Ok(())
         }
     };
+    if name != "masked" {
+        unused("mask", s.mask.is_some())?;
+    }
     let attack: Box<dyn Attack> = match name {
+        "masked" => {
+            unused("eps", s.eps.is_some())?;
+            unused("restarts", s.restarts.is_some_and(|v| v != 1))?;
+            unused("mu", s.mu.is_some())?;
+            let mask = match &s.mask {
+                Some(m) => m.clone(),
+                None => masked::eyeglasses()?,
+            };
+            let d = Masked::with_mask(mask);
+            Box::new(Masked {
+                alpha: s.alpha.unwrap_or(d.alpha),
+                steps: s.steps.unwrap_or(d.steps),
+                ..d
+            })
+        }
         "fgsm" => {
             unused("alpha", s.alpha.is_some())?;
             unused("steps", s.steps.is_some_and(|v| v != 1))?;

@@ -46,6 +46,7 @@ impl Attack for Pgd {
             restarts: self.restarts,
             random_start: true,
             momentum: None,
+            mask: None,
         }
     }
 }

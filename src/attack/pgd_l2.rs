@@ -47,6 +47,7 @@ impl Attack for PgdL2 {
             restarts: self.restarts,
             random_start: true,
             momentum: None,
+            mask: None,
         }
     }
 }

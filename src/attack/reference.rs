@@ -67,6 +67,7 @@ pub fn attack(
     let sign = if targeted { -1.0f32 } else { 1.0 };
     let labels: Vec<usize> = loss_labels.iter().map(|l| *l as usize).collect();
     let shape: Vec<usize> = std::iter::once(n).chain(model.input_shape).collect();
+    let mask = spec.mask_values(model.input_shape)?;
 
     // Per sample: predicted class and sign * loss at `x`, and the gradient of sign * loss.
     let evaluate = |x: &[f32]| -> Result<(Vec<usize>, Vec<f32>, Vec<f32>)> {
@@ -100,7 +101,7 @@ pub fn attack(
     let mut steps = vec![0u32; n];
     for restart in 0..spec.restarts as u32 {
         let mut active: Vec<bool> = (0..n).map(|s| restart == 0 || !best_success[s]).collect();
-        let mut x = start(spec, x0, n, d, key, restart);
+        let mut x = start(spec, mask.as_deref(), x0, n, d, key, restart);
         let mut momentum = vec![0f32; n * d];
 
         for _ in 0..spec.steps {
@@ -117,6 +118,7 @@ pub fn attack(
                 let r = s * d..(s + 1) * d;
                 step(
                     spec,
+                    mask.as_deref(),
                     &mut x[r.clone()],
                     &x0[r.clone()],
                     &g[r.clone()],
@@ -143,12 +145,31 @@ pub fn attack(
     })
 }
 
-/// The starting point of one restart.
-fn start(spec: &Spec, x0: &[f32], n: usize, d: usize, key: u32, restart: u32) -> Vec<f32> {
+/// The starting point of one restart. `mask` holds one 0/1 value per input value.
+fn start(
+    spec: &Spec,
+    mask: Option<&[f32]>,
+    x0: &[f32],
+    n: usize,
+    d: usize,
+    key: u32,
+    restart: u32,
+) -> Vec<f32> {
     if !spec.random_start {
         return x0.to_vec();
     }
     let words = |i: usize| philox2x32(key, [i as u32, restart]);
+    if let Some(mask) = mask {
+        return (0..n * d)
+            .map(|i| {
+                if mask[i % d] != 0.0 {
+                    unit(words(i)[0])
+                } else {
+                    x0[i]
+                }
+            })
+            .collect();
+    }
     match spec.norm {
         Norm::Linf => (0..n * d)
             .map(|i| (x0[i] + spec.eps * (2.0 * unit(words(i)[0]) - 1.0)).clamp(0.0, 1.0))
@@ -171,7 +192,17 @@ fn start(spec: &Spec, x0: &[f32], n: usize, d: usize, key: u32, restart: u32) ->
 }
 
 /// One sample's update, projection and clip.
-fn step(spec: &Spec, x: &mut [f32], x0: &[f32], g: &[f32], m: &mut [f32]) {
+fn step(spec: &Spec, mask: Option<&[f32]>, x: &mut [f32], x0: &[f32], g: &[f32], m: &mut [f32]) {
+    if let Some(mask) = mask {
+        for i in 0..x.len() {
+            x[i] = if mask[i] != 0.0 {
+                (x[i] + spec.alpha * sign(g[i])).clamp(0.0, 1.0)
+            } else {
+                x0[i]
+            };
+        }
+        return;
+    }
     let d = x.len() as f32;
     match (spec.norm, spec.momentum) {
         (Norm::Linf, mu) => {

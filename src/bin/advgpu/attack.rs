@@ -18,7 +18,7 @@ const GALLERY_ROWS: usize = 12;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// fgsm, bim, pgd, pgd-l2 or mifgsm.
+    /// fgsm, bim, pgd, pgd-l2, mifgsm or masked.
     method: String,
     /// Image files to attack (their label is the model's clean prediction);
     /// without any, the first --n held-out digits.
@@ -37,6 +37,11 @@ pub struct Args {
     /// Stop changing a sample once the attack succeeds on it.
     #[arg(long)]
     early_stop: bool,
+    /// masked: a greyscale PNG of the model's input size; pixels >= 128 may
+    /// change, the others stay exactly as they are (default: the bundled
+    /// eyeglass frame, assets/masks/eyeglasses-28.png).
+    #[arg(long)]
+    mask: Option<PathBuf>,
     /// Folder for the adversarial PNGs and the gallery.
     #[arg(long, default_value = "out/attack")]
     out: PathBuf,
@@ -76,19 +81,28 @@ impl SettingsArgs {
             steps: self.steps,
             restarts: self.restarts,
             mu: self.mu,
+            mask: None,
         }
     }
 }
 
 pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
-    let attack = attack::by_name(&args.method, &args.settings.settings())?;
+    let model = load_model(&args.model)?;
+    let mut settings = args.settings.settings();
+    if let Some(path) = &args.mask {
+        let [_, h, w] = model.input_shape;
+        settings.mask = Some(
+            load_image(path, [1, h, w])
+                .with_context(|| format!("reading --mask {}", path.display()))?,
+        );
+    }
+    let attack = attack::by_name(&args.method, &settings)?;
     let target = args
         .target
         .as_deref()
         .map(Target::parse)
         .transpose()?
         .unwrap_or(Target::None);
-    let model = load_model(&args.model)?;
     let gpu = choice.open()?;
 
     let (x0, labels) = inputs(&gpu, &model, &args.images, args.n)?;

@@ -81,6 +81,7 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
                     steps,
                     restarts: args.restarts,
                     mu: None,
+                    mask: None,
                 },
             )
         })
