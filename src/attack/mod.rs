@@ -1,5 +1,5 @@
 //! Gradient attacks: FGSM, BIM, PGD (L-inf and L2), MI-FGSM and masked
-//! perturbations.
+//! perturbations, and universal adversarial patches ([`patch`]).
 //!
 //! The per-image attacks are one skeleton (start, gradient, step, project,
 //! clip), written once in [`engine`] and `shaders/attack_step.wgsl`. An attack
@@ -27,6 +27,7 @@ pub mod eval;
 mod fgsm;
 pub mod masked;
 mod mifgsm;
+pub mod patch;
 mod pgd;
 mod pgd_l2;
 pub mod reference;

@@ -35,6 +35,11 @@ pub const SHADERS: &[(&str, &str)] = &[
         "attack_step",
         include_str!("../../shaders/attack_step.wgsl"),
     ),
+    ("patch", include_str!("../../shaders/patch.wgsl")),
+    (
+        "patch_update",
+        include_str!("../../shaders/patch_update.wgsl"),
+    ),
 ];
 
 const INCLUDE_RNG: &str = "// #include rng";
