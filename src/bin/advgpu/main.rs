@@ -5,6 +5,7 @@ mod common;
 mod demo;
 mod eval;
 mod info;
+mod patch;
 mod predict;
 mod robustness;
 mod train;
@@ -44,6 +45,8 @@ enum Command {
     Attack(attack::Args),
     /// Accuracy under attack at several eps values, with a curve.
     Robustness(robustness::Args),
+    /// Train a universal adversarial patch and measure it on held-out digits.
+    Patch(patch::Args),
     /// PGD on a few bundled digits: the quickest look at what advgpu does.
     Demo(demo::Args),
 }
@@ -63,6 +66,7 @@ fn main() {
         Command::Train(a) => train::run(&gpu, a),
         Command::Attack(a) => attack::run(&gpu, a),
         Command::Robustness(a) => robustness::run(&gpu, a),
+        Command::Patch(a) => patch::run(&gpu, a),
         Command::Demo(a) => demo::run(&gpu, a),
     };
     if let Err(e) = result {
