@@ -1,6 +1,7 @@
 //! The `advgpu` command line: one module per command; the library does the work.
 
 mod attack;
+mod bench;
 mod common;
 mod demo;
 mod eval;
@@ -46,6 +47,8 @@ enum Command {
     Robustness(robustness::Args),
     /// PGD on a few bundled digits: the quickest look at what advgpu does.
     Demo(demo::Args),
+    /// Attack throughput on this GPU, comparable across machines (--json, --compare).
+    Bench(bench::Args),
 }
 
 fn main() {
@@ -64,6 +67,7 @@ fn main() {
         Command::Attack(a) => attack::run(&gpu, a),
         Command::Robustness(a) => robustness::run(&gpu, a),
         Command::Demo(a) => demo::run(&gpu, a),
+        Command::Bench(a) => bench::run(&gpu, a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
