@@ -1,6 +1,7 @@
 //! The `advgpu` command line: one module per command; the library does the work.
 
 mod attack;
+mod bench;
 mod common;
 mod demo;
 mod eval;
@@ -49,6 +50,8 @@ enum Command {
     Patch(patch::Args),
     /// PGD on a few bundled digits: the quickest look at what advgpu does.
     Demo(demo::Args),
+    /// Attack throughput on this GPU, comparable across machines (--json, --compare).
+    Bench(bench::Args),
 }
 
 fn main() {
@@ -68,6 +71,7 @@ fn main() {
         Command::Robustness(a) => robustness::run(&gpu, a),
         Command::Patch(a) => patch::run(&gpu, a),
         Command::Demo(a) => demo::run(&gpu, a),
+        Command::Bench(a) => bench::run(&gpu, a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
