@@ -6,7 +6,8 @@
 //! so far and a per-sample state (active, steps taken, success, kept class).
 //! Every dispatch is built once in [`AttackEngine::new`]; a step is recorded
 //! as: forward, loss, backward, `check` (early stop), the attack's own
-//! statistic and update kernels, projection. Many steps go into one
+//! statistic and update kernels, projection (for a masked attack, one masked
+//! step that also restores every value outside the mask). Many steps go into one
 //! submission; the host reads back only the final images and per-sample
 //! results. The update rules are in `shaders/attack_step.wgsl`.
 

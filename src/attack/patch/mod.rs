@@ -323,7 +323,7 @@ pub struct Patch {
 }
 
 impl Patch {
-    /// Uniform noise in [0, 1] from Philox with key `key ^ salt`, in `shape`.
+    /// Uniform noise in [0, 1] from Philox with `key` (counter: the value's index), in `shape`.
     fn uniform(channels: usize, h: usize, w: usize, shape: &Shape, key: u32) -> Result<Patch> {
         let pixels = (0..channels * h * w)
             .map(|k| unit(philox2x32(key, [k as u32, 0])[0]))

@@ -83,7 +83,7 @@ struct SizeResult {
     patch: Evaluation,
     noise: Evaluation,
     train_seconds: f64,
-    final_train_success: f32,
+    history: Vec<patch::Progress>,
     patch_png: PathBuf,
     gallery_png: PathBuf,
 }
@@ -189,7 +189,7 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
             patch: patch_eval,
             noise: noise_eval,
             train_seconds: trained.seconds,
-            final_train_success: trained.history.last().map_or(0.0, |p| p.success),
+            history: trained.history,
             patch_png,
             gallery_png,
         });
@@ -272,7 +272,7 @@ fn json_report(
                 "noise_by_scale": r.noise.by_scale,
                 "train_seconds": r.train_seconds,
                 "image_steps_per_second": image_steps / r.train_seconds.max(1e-9),
-                "final_batch_success": r.final_train_success,
+                "history": r.history,
                 "patch": r.patch_png.display().to_string(),
                 "gallery": r.gallery_png.display().to_string(),
             })
