@@ -14,7 +14,10 @@
 //   theta = rotation * (2 * u1 - 1)
 //   the centre (cx, cy) uniform over the positions where the bounding box of
 //   the scaled, rotated patch lies inside the image (the image centre when
-//   the box is larger than the image)
+//   the box is larger than the image): with subpixel = 0 the box's corner is
+//   on the pixel grid, one of floor(room) + 1 positions per axis (room =
+//   image size - box size), so that at scale 1 without rotation the patch is
+//   pasted pixel for pixel; with subpixel = 1 it is anywhere in [0, room]
 //   image = word (draw, 2) mod images (random_image = 1), or first_image + b
 //
 // Sampling. Image pixel (x, y) has its centre at q = (x + 1/2, y + 1/2); it
@@ -59,7 +62,7 @@ struct Params {
     scale_min: f32,
     scale_max: f32,
     rotation: f32,      // largest |theta|, radians
-    _pad: u32,
+    subpixel: u32,      // 1: centres anywhere; 0: box corners on the pixel grid
 }
 
 struct Transform {
@@ -98,10 +101,14 @@ fn patch_coords(t: Transform, px: u32, py: u32) -> vec2<f32> {
 
 // The centre coordinate along one axis: uniform where the half extent fits.
 fn place(u: f32, half: f32, size: f32) -> f32 {
-    if 2.0 * half >= size {
+    let room = size - 2.0 * half;
+    if room <= 0.0 {
         return 0.5 * size;
     }
-    return half + (size - 2.0 * half) * u;
+    if p.subpixel != 0u {
+        return half + room * u;
+    }
+    return half + floor(u * (floor(room) + 1.0));
 }
 
 // Per slot: this step's transformation.

@@ -57,17 +57,18 @@ fn placements_and_pasting_match_the_cpu_reference() {
     let images = random(n * D, 2, 0.0, 1.0);
     // Scales up to 2.6 make a 5-pixel patch larger than the image at times,
     // which pins the centre; the mask has fractional weights.
-    let placement = Placement {
-        scale_min: 0.6,
-        scale_max: 2.6,
-        rotation: 40.0,
-    };
     let shapes = [
         Shape::Square,
         Shape::Round,
         Shape::Mask(random(5 * 4, 3, 0.0, 1.0)),
     ];
     for (si, shape) in shapes.iter().enumerate() {
+        let placement = Placement {
+            scale_min: 0.6,
+            scale_max: 2.6,
+            rotation: 40.0,
+            subpixel: si != 1,
+        };
         let p = random_patch(5, 4, shape, 10 + si as u64);
         let seed = 20 + si as u64;
         let out = patch::apply(gpu(), &model, &p, &images, &placement, seed).unwrap();
@@ -117,6 +118,54 @@ fn placements_and_pasting_match_the_cpu_reference() {
     }
 }
 
+#[test]
+fn grid_placements_at_scale_1_paste_the_patch_pixel_for_pixel() {
+    let model = small_model(1);
+    let n = 16;
+    let images = random(n * D, 30, 0.0, 1.0);
+    let p = random_patch(5, 4, &Shape::Square, 31);
+    let out = patch::apply(gpu(), &model, &p, &images, &Placement::default(), 32).unwrap();
+    let mut corners = std::collections::HashSet::new();
+    for b in 0..n {
+        let t = out.transforms[b];
+        let (left, top) = (t.cx - 2.0, t.cy - 2.5);
+        assert!(
+            left.fract() == 0.0 && top.fract() == 0.0,
+            "image {b}: corner ({left}, {top}) is off the pixel grid"
+        );
+        assert!((0.0..=8.0).contains(&left) && (0.0..=7.0).contains(&top));
+        corners.insert((left as usize, top as usize));
+        let want = reference::draw(
+            reference::evaluation_key(32),
+            b as u32,
+            &Placement::default(),
+            [5, 4],
+            [SIDE, SIDE],
+        );
+        assert_eq!((t.cx, t.cy), (want.cx, want.cy), "image {b}: centre");
+        for y in 0..SIDE {
+            for x in 0..SIDE {
+                let (i, j) = (y as f32 - top, x as f32 - left);
+                let want = if (0.0..5.0).contains(&i) && (0.0..4.0).contains(&j) {
+                    p.pixels[i as usize * 4 + j as usize]
+                } else {
+                    images[b * D + y * SIDE + x]
+                };
+                assert_eq!(
+                    out.images[b * D + y * SIDE + x],
+                    want,
+                    "image {b} pixel ({x}, {y})"
+                );
+            }
+        }
+    }
+    assert!(
+        corners.len() >= 8,
+        "only {} distinct positions in {n} draws",
+        corners.len()
+    );
+}
+
 /// `-(mean cross-entropy to target) - tv * TV(P)` on the CPU, for patched batch `x`.
 fn objective(model: &Model, x: &[f32], n: usize, target: usize, p: &Patch, tv: f32) -> f64 {
     let g = cpu::loss_and_gradients(
@@ -142,6 +191,7 @@ fn the_gradient_through_the_sampling_matches_the_adjoint_and_finite_differences(
             scale_min: 0.8,
             scale_max: 1.7,
             rotation: 30.0,
+            subpixel: true,
         },
         steps: 1,
         batch: 3,
@@ -252,6 +302,7 @@ fn small_config(seed: u64, optimizer: Optimizer) -> PatchConfig {
             scale_min: 0.9,
             scale_max: 1.3,
             rotation: 20.0,
+            subpixel: false,
         },
         steps: 12,
         batch: 4,
@@ -473,7 +524,7 @@ fn bad_settings_are_refused_with_their_names() {
                 placement: Placement {
                     scale_min: 2.0,
                     scale_max: 1.0,
-                    rotation: 0.0,
+                    ..Default::default()
                 },
                 ..base.clone()
             },

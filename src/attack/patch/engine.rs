@@ -35,7 +35,7 @@ struct PasteParams {
     scale_min: f32,
     scale_max: f32,
     rotation: f32,
-    _pad: u32,
+    subpixel: u32,
 }
 
 impl PasteParams {
@@ -57,7 +57,7 @@ impl PasteParams {
             scale_min: placement.scale_min,
             scale_max: placement.scale_max,
             rotation: placement.rotation.to_radians(),
-            _pad: 0,
+            subpixel: u32::from(placement.subpixel),
         }
     }
 }
@@ -497,6 +497,7 @@ impl Evaluator {
             scale_min: placement.scale_min,
             scale_max: placement.scale_max,
             rotation: placement.rotation.to_radians(),
+            subpixel: u32::from(placement.subpixel),
             ..self.params
         };
         self.paster.write(gpu, &params);

@@ -152,15 +152,22 @@ pub struct Placement {
     /// Largest rotation either way, in degrees; angles are uniform in
     /// `[-rotation, rotation]`.
     pub rotation: f32,
+    /// `false`: the corner of the patch's bounding box sits on the pixel
+    /// grid (at scale 1 without rotation the patch is pasted pixel for
+    /// pixel, unblurred); `true`: anywhere, at sub-pixel offsets, so that
+    /// bilinear sampling blends neighbouring patch pixels.
+    pub subpixel: bool,
 }
 
 impl Default for Placement {
-    /// Scale 1, no rotation: the setting the figures in `docs/PATCHES.md` use.
+    /// Scale 1, no rotation, grid positions: the setting the figures in
+    /// `docs/PATCHES.md` use.
     fn default() -> Self {
         Placement {
             scale_min: 1.0,
             scale_max: 1.0,
             rotation: 0.0,
+            subpixel: false,
         }
     }
 }
@@ -507,6 +514,8 @@ pub struct EvalConfig {
     pub scales: Vec<f32>,
     /// Largest rotation either way, in degrees. Default 0.
     pub rotation: f32,
+    /// Sub-pixel positions (see [`Placement::subpixel`]). Default false.
+    pub subpixel: bool,
     /// Random placements per image. Default 4.
     pub placements: usize,
     /// Seed of the placements (drawn from another stream than training's).
@@ -521,6 +530,7 @@ impl Default for EvalConfig {
             target: 0,
             scales: vec![1.0],
             rotation: 0.0,
+            subpixel: false,
             placements: 4,
             seed: 0,
             batch: 128,
@@ -554,6 +564,8 @@ pub struct Evaluation {
     pub placements: usize,
     /// Largest rotation, degrees.
     pub rotation: f32,
+    /// Whether positions were sub-pixel.
+    pub subpixel: bool,
     /// One result per scale.
     pub by_scale: Vec<ScaleResult>,
     /// Hits over trials, all scales together.
@@ -597,6 +609,7 @@ pub fn evaluate(
             scale_min: s,
             scale_max: s,
             rotation: config.rotation,
+            subpixel: config.subpixel,
         }
         .validate()?;
     }
@@ -633,6 +646,7 @@ pub fn evaluate(
                     scale_min: scale,
                     scale_max: scale,
                     rotation: config.rotation,
+                    subpixel: config.subpixel,
                 };
                 let pred = paster.run(&placement, first, count, base + first as u32)?;
                 hits += pred[..count]
@@ -658,6 +672,7 @@ pub fn evaluate(
         excluded: n - m,
         placements: config.placements,
         rotation: config.rotation,
+        subpixel: config.subpixel,
         by_scale,
         success_rate: all_hits as f64 / all_trials.max(1) as f64,
     })

@@ -41,10 +41,13 @@ pub fn draw(
     let half_x = 0.5 * s * (t.cos.abs() * pw + t.sin.abs() * ph);
     let half_y = 0.5 * s * (t.sin.abs() * pw + t.cos.abs() * ph);
     let place = |u: f32, half: f32, size: f32| {
-        if 2.0 * half >= size {
+        let room = size - 2.0 * half;
+        if room <= 0.0 {
             0.5 * size
+        } else if placement.subpixel {
+            half + room * u
         } else {
-            half + (size - 2.0 * half) * u
+            half + (u * (room.floor() + 1.0)).floor()
         }
     };
     Transform {

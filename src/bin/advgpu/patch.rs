@@ -39,6 +39,10 @@ pub struct Args {
     /// Largest rotation either way, in degrees, in training and evaluation.
     #[arg(long, default_value_t = 0.0)]
     rotation: f32,
+    /// Place the patch at sub-pixel offsets (bilinear blending even at scale
+    /// 1) instead of with its corner on the pixel grid.
+    #[arg(long)]
+    subpixel: bool,
     /// Optimisation steps.
     #[arg(long, default_value_t = 500)]
     steps: usize,
@@ -94,11 +98,13 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
             scale_min: s,
             scale_max: s,
             rotation: args.rotation,
+            subpixel: args.subpixel,
         },
         [lo, hi] => Placement {
             scale_min: lo,
             scale_max: hi,
             rotation: args.rotation,
+            subpixel: args.subpixel,
         },
         _ => anyhow::bail!("--scale {:?}: expected MIN,MAX or one scale", args.scale),
     };
@@ -146,6 +152,7 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
             target: args.target,
             scales: eval_scales.clone(),
             rotation: args.rotation,
+            subpixel: args.subpixel,
             placements: args.placements,
             seed: args.seed,
             ..Default::default()
@@ -180,6 +187,7 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
                 scale_min: eval_scales[0],
                 scale_max: eval_scales[0],
                 rotation: args.rotation,
+                subpixel: args.subpixel,
             },
             args.seed,
             &gallery_png,
@@ -289,6 +297,7 @@ fn json_report(
         "tv": args.tv,
         "scale": [placement.scale_min, placement.scale_max],
         "rotation": placement.rotation,
+        "subpixel": placement.subpixel,
         "seed": args.seed,
         "train_images": advgpu::data::TRAIN_SPLIT,
         "eval_images": results[0].patch.images,
