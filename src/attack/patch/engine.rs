@@ -8,6 +8,9 @@
 //! the next step's draws and Adam's bias correction read). Many steps go into
 //! one submission; the host reads back only the loss and predictions of the
 //! last step for progress, and the patch at the end.
+//!
+//! Limitation: the draw counter is a u32 (`step * batch + slot`); past 2^32
+//! image-steps in one run it wraps and placements start to repeat.
 
 use crate::attack::engine::STEPS_PER_SUBMIT;
 use crate::attack::patch::reference::training_key;
