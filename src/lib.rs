@@ -24,6 +24,7 @@
 pub mod attack;
 pub mod data;
 pub mod error;
+pub mod explain;
 pub mod gpu;
 pub mod nn;
 pub mod report;

@@ -148,7 +148,9 @@ impl Gpu {
 
     /// The largest buffer, in bytes, a single storage binding may cover.
     pub fn max_binding_bytes(&self) -> u64 {
-        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// Waits until all submitted work has finished.

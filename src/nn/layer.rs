@@ -194,13 +194,14 @@ impl Layer {
                 out_features,
                 ..
             } => {
-                let f: usize =
-                    match *input {
-                        [f] => f,
-                        _ => return Err(format!(
+                let f: usize = match *input {
+                    [f] => f,
+                    _ => {
+                        return Err(format!(
                             "linear needs a flat input [F] (add a flatten layer), got {input:?}"
-                        )),
-                    };
+                        ))
+                    }
+                };
                 if *in_features != f {
                     return Err(format!(
                         "linear in_features is {in_features}, but its input has {f} features"
