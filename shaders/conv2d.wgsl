@@ -8,14 +8,26 @@
 //   gw[co,ci,kh,kw]= sum_{n,oh,ow} gy[n,co,oh,ow] * x[n,ci,oh*S-P+kh,ow*S-P+kw]
 //   gb[co]         = sum_{n,oh,ow} gy[n,co,oh,ow]
 //
+// For stride 1 the input gradient is itself a convolution: gy padded by
+// K-1-P, correlated with the flipped, transposed weights
+// wt[ci,co,kh,kw] = w[co,ci,K-1-kh,K-1-kw] (`flip_weights`), so the host runs
+// `forward` on (gy, wt) instead of the slower general `backward_input`.
+//
 // Every output is written by exactly one invocation, which sums its own terms
 // (a gather): no atomics, so results are deterministic on every backend.
 // Register blocking: an invocation computes a 4 x 4 tile (4 channels x 4
 // positions along a row, or 4 channels x 4 weight taps), so each value loaded
 // feeds four multiply-adds. No workgroup memory: on CPU-like devices its
-// barriers cost more than the loads it saves.
+// barriers cost more than the loads it saves (`conv2d_tiled.wgsl` is the
+// variant that uses it).
 //
-// Bindings: 0 params (uniform); 1 x; 2 w; 3 b; 4 y; 5 gy; 6 gx; 7 gw; 8 gb.
+// The weight gradient is split over `splits` consecutive chunks of the batch
+// when Co x taps alone would give too few invocations to fill the device:
+// each chunk writes its partial sums `[splits, Co, Ci*K*K]` and
+// `sum_splits` adds them in chunk order, so the result stays deterministic.
+//
+// Bindings: 0 params (uniform); 1 x; 2 w; 3 b; 4 y; 5 gy; 6 gx; 7 gw (or the
+// partial sums); 8 gb; 9 partial sums (read); 10 wt.
 // Dispatch: 64-wide workgroups, linear index gid.x + gid.y * num_workgroups.x * 64.
 
 struct Params {
@@ -30,7 +42,7 @@ struct Params {
     stride: u32,
     pad: u32,
     has_bias: u32,
-    _pad: u32,
+    splits: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -42,6 +54,8 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> gx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gw: array<f32>;
 @group(0) @binding(8) var<storage, read_write> gb: array<f32>;
+@group(0) @binding(9) var<storage, read> partial: array<f32>;
+@group(0) @binding(10) var<storage, read_write> wt: array<f32>;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 64u;
@@ -211,12 +225,17 @@ fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let taps = p.in_c * kk;
     let tiles_r = (taps + 3u) / 4u;
     let tiles_c = (p.out_c + 3u) / 4u;
-    let id = linear_id(gid, nwg);
-    if id >= tiles_c * tiles_r {
+    var id = linear_id(gid, nwg);
+    if id >= tiles_c * tiles_r * p.splits {
         return;
     }
     let r0 = (id % tiles_r) * 4u;
-    let co0 = (id / tiles_r) * 4u;
+    id /= tiles_r;
+    let co0 = (id % tiles_c) * 4u;
+    let split = id / tiles_c;
+    let chunk = (p.batch + p.splits - 1u) / p.splits;
+    let n_begin = split * chunk;
+    let n_end = min(n_begin + chunk, p.batch);
 
     // Decompose the four taps once; taps past the end repeat the last one.
     var tci: array<u32, 4>;
@@ -237,7 +256,7 @@ fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var n = 0u; n < p.batch; n++) {
+    for (var n = n_begin; n < n_end; n++) {
         let gbase = n * p.out_c * plane;
         for (var oh = 0u; oh < p.out_h; oh++) {
             for (var ow = 0u; ow < p.out_w; ow++) {
@@ -267,10 +286,40 @@ fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
         }
         for (var j = 0u; j < 4u; j++) {
             if r0 + j < taps {
-                gw[oc * taps + r0 + j] = accs[c][j];
+                gw[(split * p.out_c + oc) * taps + r0 + j] = accs[c][j];
             }
         }
     }
+}
+
+// One invocation per weight: the sum of the per-chunk partial sums, in chunk order.
+@compute @workgroup_size(64)
+fn sum_splits(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let len = p.out_c * p.in_c * p.k * p.k;
+    let i = linear_id(gid, nwg);
+    if i >= len {
+        return;
+    }
+    var acc = 0.0;
+    for (var s = 0u; s < p.splits; s++) {
+        acc += partial[s * len + i];
+    }
+    gw[i] = acc;
+}
+
+// One invocation per weight: wt[ci,co,K-1-kh,K-1-kw] = w[co,ci,kh,kw].
+@compute @workgroup_size(64)
+fn flip_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let kk = p.k * p.k;
+    let i = linear_id(gid, nwg);
+    if i >= p.out_c * p.in_c * kk {
+        return;
+    }
+    let kw = i % p.k;
+    let kh = (i / p.k) % p.k;
+    let ci = (i / kk) % p.in_c;
+    let co = i / (kk * p.in_c);
+    wt[((ci * p.out_c + co) * p.k + (p.k - 1u - kh)) * p.k + (p.k - 1u - kw)] = w[i];
 }
 
 // One invocation per output channel: the sum of its gradient over the batch and positions.

@@ -1,4 +1,4 @@
-// Fully connected layer: forward, gradient to the input, gradients to weight and bias.
+// Fully connected layer as a strided matrix product, and its bias terms.
 //
 // Layout (PyTorch): x [N, I], w [O, I], b [O], y [N, O].
 //
@@ -7,29 +7,43 @@
 //   gw[o,i] = sum_n gy[n,o] * x[n,i]
 //   gb[o]   = sum_n gy[n,o]
 //
-// Each output is written by one invocation summing its own terms (no atomics).
-// Register blocking: an invocation computes a 4 x 4 tile, so every loaded
-// value feeds four multiply-adds.
+// The first three are one product C[m,n] = sum_k A[m,k] * B[k,n] (+ bias[n]),
+// C row-major [M, N], with A and B read through strides, so the host reads
+// the same buffers in whichever order each product needs:
+//   forward         A = x  (m = sample, k = i)    B = w^T (k = i, n = o)
+//   backward_input  A = gy (m = sample, k = o)    B = w   (k = o, n = i)
+//   backward_weight A = gy^T (m = o, k = sample)  B = x   (k = sample, n = i)
 //
-// Bindings: 0 params (uniform); 1 x; 2 w; 3 b; 4 y; 5 gy; 6 gx; 7 gw; 8 gb.
-// Dispatch: 64-wide workgroups, linear index gid.x + gid.y * num_workgroups.x * 64.
+// Each output is written by one invocation summing its own terms in order of
+// k (no atomics). `gemm`: register blocking, an invocation computes a 4 x 4
+// tile so that every loaded value feeds four multiply-adds, no workgroup
+// memory. `gemm_tiled`: a workgroup stages 32 x 16 blocks of A and 16 x 32
+// blocks of B in workgroup memory, then each invocation computes a 4 x 4
+// tile of the 32 x 32 output block from there. The first wins on CPU-like
+// devices, the second on discrete GPUs; the engine times both.
+//
+// Bindings: 0 params (uniform); 1 a; 2 b; 3 bias; 4 c; 5 gy; 6 gb.
+// Dispatch: 64-wide workgroups, linear index gid.x + gid.y * num_workgroups.x * 64;
+// `gemm_tiled` one workgroup per 32 x 32 output block.
 
 struct Params {
-    batch: u32,
-    in_f: u32,
-    out_f: u32,
+    m: u32,
+    n: u32,
+    k: u32,
     has_bias: u32,
+    a_ms: u32,   // A[m,k] = a[m * a_ms + k * a_ks]
+    a_ks: u32,
+    b_ks: u32,   // B[k,n] = b[k * b_ks + n * b_ns]
+    b_ns: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
 @group(0) @binding(5) var<storage, read> gy: array<f32>;
-@group(0) @binding(6) var<storage, read_write> gx: array<f32>;
-@group(0) @binding(7) var<storage, read_write> gw: array<f32>;
-@group(0) @binding(8) var<storage, read_write> gb: array<f32>;
+@group(0) @binding(6) var<storage, read_write> gb: array<f32>;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 64u;
@@ -41,138 +55,127 @@ fn quad(i0: u32, count: u32) -> vec4<u32> {
     return vec4<u32>(i0, min(i0 + 1u, last), min(i0 + 2u, last), min(i0 + 3u, last));
 }
 
-// One invocation: samples n0..n0+3 x outputs o0..o0+3.
-@compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let tiles_o = (p.out_f + 3u) / 4u;
-    let id = linear_id(gid, nwg);
-    if id >= tiles_o * ((p.batch + 3u) / 4u) {
-        return;
-    }
-    let o0 = (id % tiles_o) * 4u;
-    let n0 = (id / tiles_o) * 4u;
-    let o = quad(o0, p.out_f) * p.in_f;
-    let n = quad(n0, p.batch) * p.in_f;
-
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    for (var i = 0u; i < p.in_f; i++) {
-        let wv = vec4<f32>(w[o.x + i], w[o.y + i], w[o.z + i], w[o.w + i]);
-        acc0 += x[n.x + i] * wv;
-        acc1 += x[n.y + i] * wv;
-        acc2 += x[n.z + i] * wv;
-        acc3 += x[n.w + i] * wv;
-    }
-
-    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+// Writes a 4 x 4 block of C at (m0, n0), adding the bias, skipping the part
+// outside [M, N].
+fn store_block(m0: u32, n0: u32, accs: array<vec4<f32>, 4>) {
     for (var r = 0u; r < 4u; r++) {
-        if n0 + r >= p.batch {
+        if m0 + r >= p.m {
             break;
         }
-        for (var c = 0u; c < 4u; c++) {
-            let oc = o0 + c;
-            if oc < p.out_f {
-                var bias = 0.0;
+        for (var j = 0u; j < 4u; j++) {
+            let col = n0 + j;
+            if col < p.n {
+                var v = accs[r][j];
                 if p.has_bias != 0u {
-                    bias = b[oc];
+                    v += bias[col];
                 }
-                y[(n0 + r) * p.out_f + oc] = accs[r][c] + bias;
+                c[(m0 + r) * p.n + col] = v;
             }
         }
     }
 }
 
-// One invocation: samples n0..n0+3 x inputs i0..i0+3.
+// One invocation: rows m0..m0+3 x columns n0..n0+3 of C.
 @compute @workgroup_size(64)
-fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let tiles_i = (p.in_f + 3u) / 4u;
+fn gemm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let tiles_n = (p.n + 3u) / 4u;
     let id = linear_id(gid, nwg);
-    if id >= tiles_i * ((p.batch + 3u) / 4u) {
+    if id >= tiles_n * ((p.m + 3u) / 4u) {
         return;
     }
-    let i0 = (id % tiles_i) * 4u;
-    let n0 = (id / tiles_i) * 4u;
-    let i = quad(i0, p.in_f);
-    let n = quad(n0, p.batch) * p.out_f;
+    let n0 = (id % tiles_n) * 4u;
+    let m0 = (id / tiles_n) * 4u;
+    let am = quad(m0, p.m) * p.a_ms;
+    let bn = quad(n0, p.n) * p.b_ns;
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var o = 0u; o < p.out_f; o++) {
-        let row = o * p.in_f;
-        let wv = vec4<f32>(w[row + i.x], w[row + i.y], w[row + i.z], w[row + i.w]);
-        acc0 += gy[n.x + o] * wv;
-        acc1 += gy[n.y + o] * wv;
-        acc2 += gy[n.z + o] * wv;
-        acc3 += gy[n.w + o] * wv;
+    for (var k = 0u; k < p.k; k++) {
+        let ak = k * p.a_ks;
+        let bk = k * p.b_ks;
+        let bv = vec4<f32>(b[bk + bn.x], b[bk + bn.y], b[bk + bn.z], b[bk + bn.w]);
+        acc0 += a[am.x + ak] * bv;
+        acc1 += a[am.y + ak] * bv;
+        acc2 += a[am.z + ak] * bv;
+        acc3 += a[am.w + ak] * bv;
     }
-
-    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var r = 0u; r < 4u; r++) {
-        if n0 + r >= p.batch {
-            break;
-        }
-        for (var c = 0u; c < 4u; c++) {
-            if i0 + c < p.in_f {
-                gx[(n0 + r) * p.in_f + i0 + c] = accs[r][c];
-            }
-        }
-    }
+    store_block(m0, n0, array<vec4<f32>, 4>(acc0, acc1, acc2, acc3));
 }
 
-// One invocation: outputs o0..o0+3 x inputs i0..i0+3, summed over the batch.
+const TILE: u32 = 32u;
+const DEPTH: u32 = 16u;
+var<workgroup> tile_a: array<f32, 512>; // [TILE rows][DEPTH]
+var<workgroup> tile_b: array<f32, 512>; // [DEPTH][TILE columns]
+
+// One workgroup: a 32 x 32 block of C; invocation t computes rows
+// 4 * (t / 8) .. + 3 and columns 4 * (t % 8) .. + 3 of it.
 @compute @workgroup_size(64)
-fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let tiles_i = (p.in_f + 3u) / 4u;
-    let id = linear_id(gid, nwg);
-    if id >= tiles_i * ((p.out_f + 3u) / 4u) {
+fn gemm_tiled(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let blocks_n = (p.n + TILE - 1u) / TILE;
+    let blocks_m = (p.m + TILE - 1u) / TILE;
+    let block = wid.x + wid.y * nwg.x;
+    // Whole workgroups leave together, so the barriers below stay uniform.
+    if block >= blocks_n * blocks_m {
         return;
     }
-    let i0 = (id % tiles_i) * 4u;
-    let o0 = (id / tiles_i) * 4u;
-    let i = quad(i0, p.in_f);
-    let o = quad(o0, p.out_f);
+    let bm = (block / blocks_n) * TILE;
+    let bn = (block % blocks_n) * TILE;
+    let tm = (t / 8u) * 4u;
+    let tn = (t % 8u) * 4u;
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var n = 0u; n < p.batch; n++) {
-        let xr = n * p.in_f;
-        let gr = n * p.out_f;
-        let xv = vec4<f32>(x[xr + i.x], x[xr + i.y], x[xr + i.z], x[xr + i.w]);
-        acc0 += gy[gr + o.x] * xv;
-        acc1 += gy[gr + o.y] * xv;
-        acc2 += gy[gr + o.z] * xv;
-        acc3 += gy[gr + o.w] * xv;
-    }
-
-    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var r = 0u; r < 4u; r++) {
-        if o0 + r >= p.out_f {
-            break;
-        }
-        for (var c = 0u; c < 4u; c++) {
-            if i0 + c < p.in_f {
-                gw[(o0 + r) * p.in_f + i0 + c] = accs[r][c];
+    for (var k0 = 0u; k0 < p.k; k0 += DEPTH) {
+        // Each invocation stages 8 values of each block; zeros past the edges.
+        for (var e = 0u; e < 8u; e++) {
+            let idx = t * 8u + e;
+            let ra = idx / DEPTH;
+            let ka = k0 + idx % DEPTH;
+            var va = 0.0;
+            if bm + ra < p.m && ka < p.k {
+                va = a[(bm + ra) * p.a_ms + ka * p.a_ks];
             }
+            tile_a[idx] = va;
+            let kb = k0 + idx / TILE;
+            let cb = bn + idx % TILE;
+            var vb = 0.0;
+            if kb < p.k && cb < p.n {
+                vb = b[kb * p.b_ks + cb * p.b_ns];
+            }
+            tile_b[idx] = vb;
         }
+        workgroupBarrier();
+        for (var kk = 0u; kk < DEPTH; kk++) {
+            let row = kk * TILE + tn;
+            let bv = vec4<f32>(tile_b[row], tile_b[row + 1u], tile_b[row + 2u], tile_b[row + 3u]);
+            acc0 += tile_a[tm * DEPTH + kk] * bv;
+            acc1 += tile_a[(tm + 1u) * DEPTH + kk] * bv;
+            acc2 += tile_a[(tm + 2u) * DEPTH + kk] * bv;
+            acc3 += tile_a[(tm + 3u) * DEPTH + kk] * bv;
+        }
+        workgroupBarrier();
     }
+    store_block(bm + tm, bn + tn, array<vec4<f32>, 4>(acc0, acc1, acc2, acc3));
 }
 
-// One invocation per output: the sum of its gradient over the batch.
+// Bias gradient: gb[o] = sum_n gy[n,o], with p.m = samples and p.n = outputs.
 @compute @workgroup_size(64)
 fn backward_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let o = linear_id(gid, nwg);
-    if o >= p.out_f {
+    if o >= p.n {
         return;
     }
     var acc = 0.0;
-    for (var n = 0u; n < p.batch; n++) {
-        acc += gy[n * p.out_f + o];
+    for (var s = 0u; s < p.m; s++) {
+        acc += gy[s * p.n + o];
     }
     gb[o] = acc;
 }

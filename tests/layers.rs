@@ -7,8 +7,9 @@
 
 mod common;
 
+use advgpu::gpu::{Gpu, Variant};
 use advgpu::nn::{cpu, GpuModel, Layer, Model, Plan, PlanOptions, Tensor};
-use common::{assert_close, gpu, random, ATOL, RTOL};
+use common::{assert_close, gpu, gpu_with, random, ATOL, RTOL};
 
 /// Output, input gradient and parameter gradients of one layer.
 struct LayerResult {
@@ -29,8 +30,7 @@ fn one_layer_model(layer: Layer, input: [usize; 3], seed: u64) -> (Model, usize)
 }
 
 /// Runs the layer on the GPU: forward on `x`, then backward from `gy`.
-fn run_gpu(model: &Model, index: usize, n: usize, x: &[f32], gy: &[f32]) -> LayerResult {
-    let gpu = gpu();
+fn run_gpu(gpu: &Gpu, model: &Model, index: usize, n: usize, x: &[f32], gy: &[f32]) -> LayerResult {
     let gm = GpuModel::new(gpu, model).unwrap();
     let plan = Plan::new(
         gpu,
@@ -79,7 +79,8 @@ fn run_cpu(model: &Model, index: usize, x: &Tensor, gy: &[f32]) -> LayerResult {
     }
 }
 
-/// Checks GPU against CPU for one layer on a batch of `n` inputs of `shape`.
+/// Checks GPU against CPU for one layer on a batch of `n` inputs of `shape`,
+/// with every kernel variant.
 fn check_layer(name: &str, layer: Layer, n: usize, shape: [usize; 3], seed: u64) {
     let (model, index) = one_layer_model(layer, shape, seed);
     let x_len = n * shape.iter().product::<usize>();
@@ -98,16 +99,19 @@ fn check_layer(name: &str, layer: Layer, n: usize, shape: [usize; 3], seed: u64)
         &Tensor::new(x_shape, x.clone()).unwrap(),
         &gy,
     );
-    let got = run_gpu(&model, index, n, &x, &gy);
-    assert_close(&format!("{name} forward"), &got.y, &want.y, RTOL, ATOL);
-    assert_close(&format!("{name} grad_input"), &got.gx, &want.gx, RTOL, ATOL);
-    assert_eq!(
-        got.gparams.len(),
-        want.gparams.len(),
-        "{name}: parameter count"
-    );
-    for (i, (g, w)) in got.gparams.iter().zip(&want.gparams).enumerate() {
-        assert_close(&format!("{name} grad_param {i}"), g, w, RTOL, ATOL);
+    for variant in Variant::ALL {
+        let got = run_gpu(&gpu_with(variant), &model, index, n, &x, &gy);
+        let name = format!("{name} ({} kernels)", variant.name());
+        assert_close(&format!("{name} forward"), &got.y, &want.y, RTOL, ATOL);
+        assert_close(&format!("{name} grad_input"), &got.gx, &want.gx, RTOL, ATOL);
+        assert_eq!(
+            got.gparams.len(),
+            want.gparams.len(),
+            "{name}: parameter count"
+        );
+        for (i, (g, w)) in got.gparams.iter().zip(&want.gparams).enumerate() {
+            assert_close(&format!("{name} grad_param {i}"), g, w, RTOL, ATOL);
+        }
     }
 }
 
@@ -162,6 +166,32 @@ fn conv2d_matches_cpu_on_the_bundled_models_second_layer_shape() {
         2,
         [32, 12, 12],
         45,
+    );
+}
+
+#[test]
+fn conv2d_weight_gradient_split_over_uneven_batch_chunks_matches_cpu() {
+    // 64 x 576 weights give the register kernel few enough workgroups that
+    // the batch of 3 is summed in two chunks of 2 and 1 samples.
+    check_layer(
+        "conv 64->64 split",
+        conv(64, 64, 3, 1, 0, true),
+        3,
+        [64, 5, 5],
+        46,
+    );
+}
+
+#[test]
+fn conv2d_weight_gradient_split_over_position_chunks_matches_cpu() {
+    // One tiled block of weights and 972 positions: four chunks of 243
+    // positions, which is not a multiple of the 16-position staging depth.
+    check_layer(
+        "conv 1->4 split",
+        conv(1, 4, 3, 1, 0, false),
+        3,
+        [1, 20, 20],
+        47,
     );
 }
 
@@ -291,7 +321,7 @@ fn maxpool_routes_ties_to_the_first_maximum() {
         [1, 4, 4],
         0,
     );
-    let got = run_gpu(&model, index, 1, &[0.5; 16], &[1.0, 2.0, 3.0, 4.0]);
+    let got = run_gpu(gpu(), &model, index, 1, &[0.5; 16], &[1.0, 2.0, 3.0, 4.0]);
     let mut want = vec![0.0; 16];
     want[0] = 1.0;
     want[2] = 2.0;

@@ -8,15 +8,46 @@
 
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
 use crate::error::{Error, Result};
 use crate::gpu::kernels::KernelCache;
+use crate::gpu::tune::{default_cache_path, KernelChoice, Tuner, KERNELS_ENV};
 
-/// How to pick an adapter.
-#[derive(Clone, Debug, Default)]
+/// How to pick an adapter and its kernels.
+#[derive(Clone, Debug)]
 pub struct GpuOptions {
     /// A case-insensitive substring of the adapter's name; `None` takes the
     /// adapter wgpu ranks best (high performance first).
     pub adapter: Option<String>,
+    /// Which kernel variants to use (see [`crate::gpu::tune`]).
+    pub kernels: KernelChoice,
+    /// Where autotune decisions are kept between runs; `None` keeps them for
+    /// this process only.
+    pub tune_cache: Option<PathBuf>,
+}
+
+impl Default for GpuOptions {
+    /// The best adapter, autotuned kernels, decisions kept in the default
+    /// cache file ([`default_cache_path`]).
+    fn default() -> Self {
+        GpuOptions {
+            adapter: None,
+            kernels: KernelChoice::Auto,
+            tune_cache: default_cache_path(),
+        }
+    }
+}
+
+impl GpuOptions {
+    /// The defaults with `ADVGPU_KERNELS` applied, or an error naming a bad value.
+    pub fn from_env() -> Result<GpuOptions> {
+        let mut options = GpuOptions::default();
+        if let Ok(text) = std::env::var(KERNELS_ENV) {
+            options.kernels = text.parse()?;
+        }
+        Ok(options)
+    }
 }
 
 /// A device and queue, with what the library needs to know about them.
@@ -33,6 +64,7 @@ pub struct Gpu {
     /// The limits the device was created with; buffer sizes are checked against these.
     pub limits: wgpu::Limits,
     pub(crate) kernels: Arc<KernelCache>,
+    pub(crate) tuner: Arc<Tuner>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -119,7 +151,8 @@ impl Gpu {
                 adapter: info.name.clone(),
                 source,
             })?;
-        Ok(Gpu::from_device(device, queue, info, limits))
+        Ok(Gpu::from_device(device, queue, info, limits)
+            .with_kernels(options.kernels, options.tune_cache.clone()))
     }
 
     /// Blocking form of [`Gpu::new`], for the command line and tests.
@@ -130,20 +163,30 @@ impl Gpu {
     /// Wraps a device and queue that an application already owns.
     ///
     /// `limits` should be the limits the device was created with
-    /// (`device.limits()` gives them).
+    /// (`device.limits()` gives them). Kernels are autotuned, with decisions
+    /// kept for this process only; [`Gpu::with_kernels`] changes that.
     pub fn from_device(
         device: wgpu::Device,
         queue: wgpu::Queue,
         info: wgpu::AdapterInfo,
         limits: wgpu::Limits,
     ) -> Gpu {
+        let tuner = Arc::new(Tuner::new(KernelChoice::Auto, None, &info));
         Gpu {
             device,
             queue,
             info,
             limits,
             kernels: Arc::new(KernelCache::default()),
+            tuner,
         }
+    }
+
+    /// The same device with another kernel setting and cache file. Plans
+    /// built afterwards use it; the compiled pipelines stay shared.
+    pub fn with_kernels(self, choice: KernelChoice, tune_cache: Option<PathBuf>) -> Gpu {
+        let tuner = Arc::new(Tuner::new(choice, tune_cache, &self.info));
+        Gpu { tuner, ..self }
     }
 
     /// The largest buffer, in bytes, a single storage binding may cover.

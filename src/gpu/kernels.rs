@@ -24,6 +24,10 @@ pub const WORKGROUP: u32 = 64;
 /// The shader files, by name.
 pub const SHADERS: &[(&str, &str)] = &[
     ("conv2d", include_str!("../../shaders/conv2d.wgsl")),
+    (
+        "conv2d_tiled",
+        include_str!("../../shaders/conv2d_tiled.wgsl"),
+    ),
     ("linear", include_str!("../../shaders/linear.wgsl")),
     ("relu", include_str!("../../shaders/relu.wgsl")),
     ("pool", include_str!("../../shaders/pool.wgsl")),
@@ -175,6 +179,7 @@ impl Gpu {
             pipeline,
             bind_group,
             groups: self.workgroups(threads)?,
+            shader,
             name: entry,
         })
     }
@@ -209,6 +214,8 @@ pub struct Kernel {
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
+    /// The shader file, for profiling labels.
+    pub shader: &'static str,
     /// The entry point, for profiling labels.
     pub name: &'static str,
 }

@@ -7,7 +7,9 @@
 mod context;
 pub mod kernels;
 mod tensor;
+pub mod tune;
 
 pub use context::{list_adapters, Gpu, GpuOptions};
 pub use kernels::{record_all, shader_source, Kernel, SHADERS, WORKGROUP};
 pub use tensor::{checked_len, GpuTensor};
+pub use tune::{Candidate, KernelChoice, Variant};

@@ -5,6 +5,7 @@ pub mod cpu;
 pub mod infer;
 pub mod layer;
 pub mod model;
+pub mod ops;
 pub mod plan;
 
 pub use infer::{Classifier, Evaluation};

@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::gpu::{record_all, Gpu, GpuTensor, Kernel};
 use crate::nn::layer::Layer;
 use crate::nn::model::{Model, Tensor};
+use crate::nn::ops::LayerCtx;
 
 /// A model's weights on the GPU.
 pub struct GpuModel {
@@ -24,9 +25,9 @@ pub struct GpuModel {
     /// Per layer, its tensors on the GPU, in the order of [`Layer::param_shapes`].
     pub params: Vec<Vec<GpuTensor>>,
     /// Per layer, `(mean, std)` buffers of a normalize layer.
-    norm: Vec<Option<(GpuTensor, GpuTensor)>>,
+    pub(crate) norm: Vec<Option<(GpuTensor, GpuTensor)>>,
     /// A one-value buffer bound where a layer has no bias.
-    no_bias: GpuTensor,
+    pub(crate) no_bias: GpuTensor,
 }
 
 impl GpuModel {
@@ -111,9 +112,12 @@ pub struct Plan {
     pub bytes: u64,
     classes: usize,
     loss_uniform: wgpu::Buffer,
-    forward: Vec<Kernel>,
+    /// Per layer, its forward dispatches.
+    forward: Vec<Vec<Kernel>>,
     loss_kernel: Kernel,
-    backward: Vec<Kernel>,
+    /// Per layer, last layer first, its input-gradient dispatches; then per
+    /// layer its weight-gradient dispatches.
+    backward: Vec<(usize, Vec<Kernel>)>,
 }
 
 impl Plan {
@@ -183,6 +187,7 @@ impl Plan {
         let mut forward = Vec::new();
         let mut backward = Vec::new();
         let mut weight = Vec::new();
+        let mut scratch = 0u64;
         for (i, layer) in host.layers.iter().enumerate() {
             let ctx = LayerCtx {
                 gpu,
@@ -194,14 +199,21 @@ impl Plan {
                 gy: &grads[i + 1],
                 grad_params: &grad_params[i],
             };
-            forward.extend(ctx.forward(layer)?);
+            let f = ctx.forward(layer)?;
+            scratch += f.scratch_bytes;
+            forward.push(f.kernels);
             if i > 0 || options.input_grad {
-                backward.extend(ctx.backward_input(layer, options.guided_relu)?);
+                let b = ctx.backward_input(layer, options.guided_relu)?;
+                scratch += b.scratch_bytes;
+                backward.push((i, b.kernels));
             }
             if options.weight_grads {
-                weight.extend(ctx.backward_params(layer)?);
+                let w = ctx.backward_params(layer)?;
+                scratch += w.scratch_bytes;
+                weight.push((i, w.kernels));
             }
         }
+        bytes += scratch;
         // Input gradients run last layer first; weight gradients only need
         // each layer's output gradient, so they follow in any order.
         backward.reverse();
@@ -284,7 +296,7 @@ impl Plan {
 
     /// Records the forward pass.
     pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.forward.iter().for_each(|k| k.record(pass));
+        self.forward.iter().flatten().for_each(|k| k.record(pass));
     }
 
     /// Records the loss and its gradient with respect to the logits.
@@ -294,7 +306,10 @@ impl Plan {
 
     /// Records the backward pass: input gradients, then weight gradients, as planned.
     pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.backward.iter().for_each(|k| k.record(pass));
+        self.backward
+            .iter()
+            .flat_map(|(_, ks)| ks)
+            .for_each(|k| k.record(pass));
     }
 
     /// Records forward, loss and backward in one pass.
@@ -338,359 +353,23 @@ impl Plan {
         Tensor::new(t.shape.clone(), gpu.read_blocking(t)?)
     }
 
-    /// The dispatches of the forward pass, for per-layer timing.
-    pub fn forward_kernels(&self) -> &[Kernel] {
-        &self.forward
+    /// The forward pass's dispatches of each layer, for per-layer timing.
+    pub fn forward_layers(&self) -> impl Iterator<Item = (usize, &[Kernel])> {
+        self.forward
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i, k.as_slice()))
     }
 
-    /// The dispatches of the backward pass, for per-layer timing.
-    pub fn backward_kernels(&self) -> &[Kernel] {
-        &self.backward
+    /// The backward pass's dispatches of each layer, in the order they run
+    /// (input gradients last layer first, then weight gradients), for
+    /// per-layer timing.
+    pub fn backward_layers(&self) -> impl Iterator<Item = (usize, &[Kernel])> {
+        self.backward.iter().map(|(i, k)| (*i, k.as_slice()))
     }
 
     /// Records `kernels` into a fresh pass of `encoder` (used by benchmarks).
     pub fn record_kernels(encoder: &mut wgpu::CommandEncoder, kernels: &[&Kernel]) {
         record_all(encoder, kernels);
-    }
-}
-
-/// Everything one layer's dispatches bind.
-struct LayerCtx<'a> {
-    gpu: &'a Gpu,
-    model: &'a GpuModel,
-    i: usize,
-    x: &'a GpuTensor,
-    y: &'a GpuTensor,
-    gx: &'a GpuTensor,
-    gy: &'a GpuTensor,
-    grad_params: &'a [GpuTensor],
-}
-
-/// Uniform of `shaders/conv2d.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ConvParams {
-    batch: u32,
-    in_c: u32,
-    in_h: u32,
-    in_w: u32,
-    out_c: u32,
-    out_h: u32,
-    out_w: u32,
-    k: u32,
-    stride: u32,
-    pad: u32,
-    has_bias: u32,
-    _pad: u32,
-}
-
-/// Uniform of `shaders/linear.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct LinearParams {
-    batch: u32,
-    in_f: u32,
-    out_f: u32,
-    has_bias: u32,
-}
-
-/// Uniform of `shaders/pool.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct PoolParams {
-    planes: u32,
-    in_h: u32,
-    in_w: u32,
-    out_h: u32,
-    out_w: u32,
-    k: u32,
-    stride: u32,
-    _pad: u32,
-}
-
-/// Uniform of `shaders/relu.wgsl` and `shaders/normalize.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ElementwiseParams {
-    len: u32,
-    channels: u32,
-    plane: u32,
-    _pad: u32,
-}
-
-fn tiles(n: usize) -> u64 {
-    n.div_ceil(4) as u64
-}
-
-impl LayerCtx<'_> {
-    fn conv_params(&self) -> ConvParams {
-        let (x, y) = (&self.x.shape, &self.y.shape);
-        match &self.model.model.layers[self.i] {
-            Layer::Conv2d {
-                kernel_size,
-                stride,
-                padding,
-                bias,
-                ..
-            } => ConvParams {
-                batch: x[0] as u32,
-                in_c: x[1] as u32,
-                in_h: x[2] as u32,
-                in_w: x[3] as u32,
-                out_c: y[1] as u32,
-                out_h: y[2] as u32,
-                out_w: y[3] as u32,
-                k: *kernel_size as u32,
-                stride: *stride as u32,
-                pad: *padding as u32,
-                has_bias: u32::from(*bias),
-                _pad: 0,
-            },
-            _ => unreachable!("conv_params is only called for conv2d layers"),
-        }
-    }
-
-    fn linear_params(&self, bias: bool) -> LinearParams {
-        LinearParams {
-            batch: self.x.shape[0] as u32,
-            in_f: self.x.shape[1] as u32,
-            out_f: self.y.shape[1] as u32,
-            has_bias: u32::from(bias),
-        }
-    }
-
-    fn pool_params(&self, k: usize, stride: usize) -> PoolParams {
-        let (x, y) = (&self.x.shape, &self.y.shape);
-        PoolParams {
-            planes: (x[0] * x[1]) as u32,
-            in_h: x[2] as u32,
-            in_w: x[3] as u32,
-            out_h: y[2] as u32,
-            out_w: y[3] as u32,
-            k: k as u32,
-            stride: stride as u32,
-            _pad: 0,
-        }
-    }
-
-    fn elementwise(&self) -> ElementwiseParams {
-        let s = &self.x.shape;
-        ElementwiseParams {
-            len: self.x.len() as u32,
-            channels: s.get(1).copied().unwrap_or(1) as u32,
-            plane: s
-                .get(2..)
-                .map(|r| r.iter().product::<usize>())
-                .unwrap_or(1)
-                .max(1) as u32,
-            _pad: 0,
-        }
-    }
-
-    /// The bias buffer, or the placeholder for layers without one.
-    fn bias(&self) -> &wgpu::Buffer {
-        self.model.params[self.i]
-            .get(1)
-            .map_or(&self.model.no_bias.buffer, |b| &b.buffer)
-    }
-
-    fn forward(&self, layer: &Layer) -> Result<Vec<Kernel>> {
-        let (gpu, x, y) = (self.gpu, &self.x.buffer, &self.y.buffer);
-        let k = match layer {
-            Layer::Normalize { .. } => {
-                let (mean, std) = self.model.norm[self.i]
-                    .as_ref()
-                    .expect("normalize layers have buffers");
-                gpu.kernel(
-                    "normalize",
-                    "forward",
-                    &self.elementwise(),
-                    &[(1, x), (2, y), (5, &mean.buffer), (6, &std.buffer)],
-                    self.x.len() as u64,
-                )?
-            }
-            Layer::Conv2d { .. } => {
-                let p = self.conv_params();
-                let w = &self.model.params[self.i][0].buffer;
-                let threads = u64::from(p.batch)
-                    * tiles(p.out_c as usize)
-                    * u64::from(p.out_h)
-                    * tiles(p.out_w as usize);
-                gpu.kernel(
-                    "conv2d",
-                    "forward",
-                    &p,
-                    &[(1, x), (2, w), (3, self.bias()), (4, y)],
-                    threads,
-                )?
-            }
-            Layer::Relu => gpu.kernel(
-                "relu",
-                "forward",
-                &self.elementwise(),
-                &[(1, x), (2, y)],
-                self.x.len() as u64,
-            )?,
-            Layer::MaxPool2d {
-                kernel_size,
-                stride,
-            }
-            | Layer::AvgPool2d {
-                kernel_size,
-                stride,
-            } => {
-                let entry = if matches!(layer, Layer::MaxPool2d { .. }) {
-                    "max_forward"
-                } else {
-                    "avg_forward"
-                };
-                let p = self.pool_params(*kernel_size, *stride);
-                gpu.kernel("pool", entry, &p, &[(1, x), (2, y)], self.y.len() as u64)?
-            }
-            Layer::Flatten => return Ok(Vec::new()),
-            Layer::Linear { bias, .. } => {
-                let p = self.linear_params(*bias);
-                let w = &self.model.params[self.i][0].buffer;
-                let threads = tiles(p.out_f as usize) * tiles(p.batch as usize);
-                gpu.kernel(
-                    "linear",
-                    "forward",
-                    &p,
-                    &[(1, x), (2, w), (3, self.bias()), (4, y)],
-                    threads,
-                )?
-            }
-        };
-        Ok(vec![k])
-    }
-
-    fn backward_input(&self, layer: &Layer, guided: bool) -> Result<Vec<Kernel>> {
-        let (gpu, x, gx, gy) = (self.gpu, &self.x.buffer, &self.gx.buffer, &self.gy.buffer);
-        let len = self.x.len() as u64;
-        let k = match layer {
-            Layer::Normalize { .. } => {
-                let (_, std) = self.model.norm[self.i]
-                    .as_ref()
-                    .expect("normalize layers have buffers");
-                gpu.kernel(
-                    "normalize",
-                    "backward",
-                    &self.elementwise(),
-                    &[(3, gy), (4, gx), (6, &std.buffer)],
-                    len,
-                )?
-            }
-            Layer::Conv2d { .. } => {
-                let p = self.conv_params();
-                let w = &self.model.params[self.i][0].buffer;
-                let threads = u64::from(p.batch)
-                    * tiles(p.in_c as usize)
-                    * u64::from(p.in_h)
-                    * tiles(p.in_w as usize);
-                gpu.kernel(
-                    "conv2d",
-                    "backward_input",
-                    &p,
-                    &[(2, w), (5, gy), (6, gx)],
-                    threads,
-                )?
-            }
-            Layer::Relu => {
-                let entry = if guided {
-                    "backward_guided"
-                } else {
-                    "backward"
-                };
-                gpu.kernel(
-                    "relu",
-                    entry,
-                    &self.elementwise(),
-                    &[(1, x), (3, gy), (4, gx)],
-                    len,
-                )?
-            }
-            Layer::MaxPool2d {
-                kernel_size,
-                stride,
-            } => {
-                let p = self.pool_params(*kernel_size, *stride);
-                gpu.kernel("pool", "max_backward", &p, &[(1, x), (3, gy), (4, gx)], len)?
-            }
-            Layer::AvgPool2d {
-                kernel_size,
-                stride,
-            } => {
-                let p = self.pool_params(*kernel_size, *stride);
-                gpu.kernel("pool", "avg_backward", &p, &[(3, gy), (4, gx)], len)?
-            }
-            Layer::Flatten => return Ok(Vec::new()),
-            Layer::Linear { bias, .. } => {
-                let p = self.linear_params(*bias);
-                let w = &self.model.params[self.i][0].buffer;
-                let threads = tiles(p.in_f as usize) * tiles(p.batch as usize);
-                gpu.kernel(
-                    "linear",
-                    "backward_input",
-                    &p,
-                    &[(2, w), (5, gy), (6, gx)],
-                    threads,
-                )?
-            }
-        };
-        Ok(vec![k])
-    }
-
-    fn backward_params(&self, layer: &Layer) -> Result<Vec<Kernel>> {
-        let (gpu, x, gy) = (self.gpu, &self.x.buffer, &self.gy.buffer);
-        let mut out = Vec::new();
-        match layer {
-            Layer::Conv2d { bias, .. } => {
-                let p = self.conv_params();
-                let taps = (p.in_c * p.k * p.k) as usize;
-                let threads = tiles(p.out_c as usize) * tiles(taps);
-                let gw = &self.grad_params[0].buffer;
-                out.push(gpu.kernel(
-                    "conv2d",
-                    "backward_weight",
-                    &p,
-                    &[(1, x), (5, gy), (7, gw)],
-                    threads,
-                )?);
-                if *bias {
-                    let gb = &self.grad_params[1].buffer;
-                    out.push(gpu.kernel(
-                        "conv2d",
-                        "backward_bias",
-                        &p,
-                        &[(5, gy), (8, gb)],
-                        u64::from(p.out_c),
-                    )?);
-                }
-            }
-            Layer::Linear { bias, .. } => {
-                let p = self.linear_params(*bias);
-                let threads = tiles(p.in_f as usize) * tiles(p.out_f as usize);
-                let gw = &self.grad_params[0].buffer;
-                out.push(gpu.kernel(
-                    "linear",
-                    "backward_weight",
-                    &p,
-                    &[(1, x), (5, gy), (7, gw)],
-                    threads,
-                )?);
-                if *bias {
-                    let gb = &self.grad_params[1].buffer;
-                    out.push(gpu.kernel(
-                        "linear",
-                        "backward_bias",
-                        &p,
-                        &[(5, gy), (8, gb)],
-                        u64::from(p.out_f),
-                    )?);
-                }
-            }
-            _ => {}
-        }
-        Ok(out)
     }
 }

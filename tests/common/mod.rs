@@ -5,17 +5,30 @@
 
 use std::sync::OnceLock;
 
-use advgpu::gpu::{Gpu, GpuOptions};
+use advgpu::gpu::{Gpu, GpuOptions, KernelChoice, Variant};
 use rand::{Rng, SeedableRng};
 
-/// The GPU for this test binary, created once.
+/// The GPU for this test binary, created once: kernels as `ADVGPU_KERNELS`
+/// says (default: autotuned), decisions kept in memory only, so that tests
+/// never touch the user's cache file.
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
     GPU.get_or_init(|| {
         let _ = env_logger::builder().is_test(true).try_init();
-        Gpu::new_blocking(&GpuOptions::default())
+        let options = GpuOptions {
+            tune_cache: None,
+            ..GpuOptions::from_env().expect("ADVGPU_KERNELS is auto, register or tiled")
+        };
+        Gpu::new_blocking(&options)
             .expect("a GPU adapter (on Linux: apt-get install mesa-vulkan-drivers)")
     })
+}
+
+/// The same device, always using kernel variant `variant`.
+pub fn gpu_with(variant: Variant) -> Gpu {
+    gpu()
+        .clone()
+        .with_kernels(KernelChoice::Force(variant), None)
 }
 
 /// Uniform values in [lo, hi), seeded.

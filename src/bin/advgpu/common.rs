@@ -6,17 +6,22 @@ use advgpu::gpu::{Gpu, GpuOptions};
 use advgpu::nn::Model;
 use anyhow::{Context, Result};
 
-/// The global `--adapter` choice.
+/// The global `--adapter` and `--kernels` choices.
 pub struct GpuChoice {
     pub adapter: Option<String>,
+    /// `auto`, `register` or `tiled`; `None` leaves `ADVGPU_KERNELS` or the default.
+    pub kernels: Option<String>,
 }
 
 impl GpuChoice {
     /// Opens the chosen adapter.
     pub fn open(&self) -> Result<Gpu> {
-        Ok(Gpu::new_blocking(&GpuOptions {
-            adapter: self.adapter.clone(),
-        })?)
+        let mut options = GpuOptions::from_env()?;
+        options.adapter = self.adapter.clone();
+        if let Some(k) = &self.kernels {
+            options.kernels = k.parse()?;
+        }
+        Ok(Gpu::new_blocking(&options)?)
     }
 }
 

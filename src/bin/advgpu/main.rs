@@ -20,6 +20,12 @@ struct Cli {
     #[arg(long, global = true)]
     adapter: Option<String>,
 
+    /// Kernel variants: auto (time both on first use, remembered per adapter
+    /// in ~/.cache/advgpu/kernels.json or $ADVGPU_TUNE_CACHE), register or
+    /// tiled. Default: $ADVGPU_KERNELS, else auto.
+    #[arg(long, global = true)]
+    kernels: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +54,7 @@ fn main() {
     let cli = Cli::parse();
     let gpu = common::GpuChoice {
         adapter: cli.adapter,
+        kernels: cli.kernels,
     };
     let result = match cli.command {
         Command::Info(a) => info::run(&gpu, a),

@@ -1,0 +1,278 @@
+//! Kernel variants and the autotuner that picks one per adapter and shape.
+//!
+//! The heavy kernels (convolution forward and weight gradient, the matrix
+//! products of linear layers) come in two [`Variant`]s: register blocking
+//! without workgroup memory, which wins on CPU-like devices such as lavapipe,
+//! and workgroup-memory tiling, which wins on discrete GPUs. With
+//! [`KernelChoice::Auto`] the first plan that needs an operation of a given
+//! shape times every candidate on the device and keeps the fastest; the
+//! choice is remembered for the process and, when a cache file is set, on
+//! disk per adapter, so later runs skip the timing and pick the same kernels
+//! (and therefore produce the same bits).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Kernel};
+
+/// How a heavy kernel computes its tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// Each invocation keeps a 4 x 4 output tile in registers; no workgroup memory.
+    Register,
+    /// A workgroup stages operand blocks in workgroup memory between barriers.
+    Tiled,
+}
+
+impl Variant {
+    /// Every variant, in the order candidates are tried.
+    pub const ALL: [Variant; 2] = [Variant::Register, Variant::Tiled];
+
+    /// The name used in settings and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Register => "register",
+            Variant::Tiled => "tiled",
+        }
+    }
+}
+
+/// Which variant the engine uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// Time the candidates on first use and keep the fastest.
+    #[default]
+    Auto,
+    /// Always this variant.
+    Force(Variant),
+}
+
+impl std::str::FromStr for KernelChoice {
+    type Err = Error;
+
+    /// Parses `auto`, `register` or `tiled`.
+    fn from_str(s: &str) -> Result<KernelChoice> {
+        match s {
+            "auto" => Ok(KernelChoice::Auto),
+            "register" => Ok(KernelChoice::Force(Variant::Register)),
+            "tiled" => Ok(KernelChoice::Force(Variant::Tiled)),
+            other => Err(Error::param("kernels", other, "auto, register or tiled")),
+        }
+    }
+}
+
+/// The environment variable that overrides [`KernelChoice`] (`auto`, `register`, `tiled`).
+pub const KERNELS_ENV: &str = "ADVGPU_KERNELS";
+/// The environment variable naming the autotune cache file.
+pub const CACHE_ENV: &str = "ADVGPU_TUNE_CACHE";
+
+/// The default cache file: `$ADVGPU_TUNE_CACHE`, else `advgpu/kernels.json` in
+/// the user's cache folder (`~/.cache` on Linux), else none.
+pub fn default_cache_path() -> Option<PathBuf> {
+    match std::env::var_os(CACHE_ENV) {
+        Some(p) if p.is_empty() => None,
+        Some(p) => Some(PathBuf::from(p)),
+        None => dirs::cache_dir().map(|d| d.join("advgpu").join("kernels.json")),
+    }
+}
+
+/// One way to compute an operation: its dispatches, bound to the real
+/// buffers, and the bytes of scratch buffers they use.
+pub struct Candidate {
+    /// The variant the dispatches implement.
+    pub variant: Variant,
+    /// The dispatches, in order.
+    pub kernels: Vec<Kernel>,
+    /// Bytes of the scratch buffers only these dispatches use.
+    pub scratch_bytes: u64,
+}
+
+/// One decision, as reported by [`Gpu::tuning`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Decision {
+    /// The operation and its shape, e.g. `conv_forward n256 c32x26x26 ...`.
+    pub op: String,
+    /// The variant in use.
+    pub variant: Variant,
+    /// Seconds per run of each candidate, where this process timed them.
+    pub timings: Vec<(Variant, f64)>,
+    /// Whether the choice came from the cache file (or was forced).
+    pub cached: bool,
+}
+
+/// The cache file: per adapter, per operation, the chosen variant.
+type CacheFile = BTreeMap<String, BTreeMap<String, Variant>>;
+
+/// The autotuner of one [`Gpu`].
+pub(crate) struct Tuner {
+    choice: KernelChoice,
+    path: Option<PathBuf>,
+    adapter: String,
+    decisions: Mutex<BTreeMap<String, Decision>>,
+}
+
+impl Tuner {
+    pub(crate) fn new(
+        choice: KernelChoice,
+        path: Option<PathBuf>,
+        info: &wgpu::AdapterInfo,
+    ) -> Tuner {
+        let adapter = format!(
+            "{} | {:?} | {} {}",
+            info.name, info.backend, info.driver, info.driver_info
+        );
+        let decisions = Mutex::new(BTreeMap::new());
+        Tuner {
+            choice,
+            path,
+            adapter,
+            decisions,
+        }
+    }
+
+    pub(crate) fn choice(&self) -> KernelChoice {
+        self.choice
+    }
+
+    fn remembered(&self, op: &str) -> Option<Variant> {
+        let path = self.path.as_ref()?;
+        read_cache(path).get(&self.adapter)?.get(op).copied()
+    }
+
+    /// Writes one decision into the cache file. Failing to write only costs
+    /// a re-tune next time, so it is logged, not returned.
+    fn remember(&self, op: &str, variant: Variant) {
+        let Some(path) = &self.path else { return };
+        let mut cache = read_cache(path);
+        cache
+            .entry(self.adapter.clone())
+            .or_default()
+            .insert(op.to_string(), variant);
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let text = serde_json::to_string_pretty(&cache).map_err(std::io::Error::other)?;
+            // Write and rename, so that a concurrent reader never sees half a file.
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, path)
+        };
+        if let Err(e) = write() {
+            log::warn!("could not write the kernel cache {}: {e}", path.display());
+        }
+    }
+}
+
+/// The cache file's contents; a missing or unreadable file is an empty cache.
+fn read_cache(path: &Path) -> CacheFile {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+            log::warn!("ignoring the kernel cache {}: {e}", path.display());
+            CacheFile::new()
+        }),
+        Err(_) => CacheFile::new(),
+    }
+}
+
+/// Runs of each candidate timed by the autotuner, after one warm-up run.
+const TIMED_RUNS: usize = 2;
+
+impl Gpu {
+    /// Picks one of `candidates` (each a variant and the dispatches that
+    /// compute `op` with it, bound to the real buffers) as the settings say:
+    /// forced, remembered, or timed now. Timing runs the dispatches, which
+    /// overwrite their outputs; plans call this while they are being built.
+    pub fn choose(&self, op: &str, candidates: Vec<Candidate>) -> Result<Candidate> {
+        let tuner = &self.tuner;
+        let take = |v: Variant, candidates: Vec<Candidate>| {
+            candidates
+                .into_iter()
+                .find(|c| c.variant == v)
+                .ok_or_else(|| {
+                    Error::gpu(
+                        "choosing a kernel",
+                        format!("{op} has no {} variant", v.name()),
+                    )
+                })
+        };
+        if let KernelChoice::Force(v) = tuner.choice {
+            return take(v, candidates);
+        }
+        if candidates.len() == 1 {
+            return Ok(candidates.into_iter().next().expect("one candidate"));
+        }
+        if let Some(d) = lock(&tuner.decisions).get(op) {
+            return take(d.variant, candidates);
+        }
+        if let Some(v) = tuner.remembered(op) {
+            log::debug!("kernel {op}: {} (from the cache file)", v.name());
+            let decision = Decision {
+                op: op.to_string(),
+                variant: v,
+                timings: Vec::new(),
+                cached: true,
+            };
+            lock(&tuner.decisions).insert(op.to_string(), decision);
+            return take(v, candidates);
+        }
+
+        let mut timings = Vec::new();
+        for c in &candidates {
+            self.time_kernels(&c.kernels)?;
+            let mut best = f64::INFINITY;
+            for _ in 0..TIMED_RUNS {
+                best = best.min(self.time_kernels(&c.kernels)?);
+            }
+            timings.push((c.variant, best));
+        }
+        let (variant, _) = timings
+            .iter()
+            .copied()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("at least one candidate");
+        log::debug!("kernel {op}: {} ({timings:?})", variant.name());
+        tuner.remember(op, variant);
+        let decision = Decision {
+            op: op.to_string(),
+            variant,
+            timings,
+            cached: false,
+        };
+        lock(&tuner.decisions).insert(op.to_string(), decision);
+        take(variant, candidates)
+    }
+
+    /// Seconds for one submission of `kernels`, waited for.
+    pub fn time_kernels(&self, kernels: &[Kernel]) -> Result<f64> {
+        let start = Instant::now();
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            kernels.iter().for_each(|k| k.record(&mut pass));
+        }
+        self.queue.submit([encoder.finish()]);
+        self.wait()?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+
+    /// Every kernel decision this device has made so far.
+    pub fn tuning(&self) -> Vec<Decision> {
+        lock(&self.tuner.decisions).values().cloned().collect()
+    }
+
+    /// The kernel setting this device was opened with.
+    pub fn kernel_choice(&self) -> KernelChoice {
+        self.tuner.choice()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
