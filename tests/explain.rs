@@ -437,6 +437,19 @@ fn bad_parameters_are_refused_with_their_names() {
         Err(e) => panic!("expected an unknown method error, got {e}"),
         Ok(_) => panic!("lime was accepted"),
     }
+    let all = explain::by_names(&["all"], &settings).unwrap();
+    assert_eq!(all.len(), explain::METHODS.len());
+    assert!(all.iter().any(|m| m.spec()
+        == IntegratedGradients {
+            steps: 3,
+            baseline: 0.0
+        }
+        .spec()));
+    match explain::by_names(&["gradient", "smoothgrad"], &settings) {
+        Err(Error::InvalidParameter { name: "steps", .. }) => {}
+        Err(e) => panic!("expected steps to be refused, got {e}"),
+        Ok(_) => panic!("steps was accepted by methods that do not take it"),
+    }
     assert_eq!(explain::parse_level("grey").unwrap(), 0.5);
     assert_eq!(explain::parse_level("0.25").unwrap(), 0.25);
     assert!(explain::parse_level("inf").is_err());

@@ -56,7 +56,8 @@ use crate::nn::{GpuModel, Model};
 pub const MAX_COPIES: usize = 1 << 20;
 
 /// How the copies of an image are made.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Input {
     /// One copy: the image itself.
     Image,
@@ -92,7 +93,8 @@ pub enum Input {
 }
 
 /// How the copies' results become one map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Finish {
     /// The mean gradient over the copies.
     Mean,
@@ -106,7 +108,7 @@ pub enum Finish {
 }
 
 /// What the shared skeleton needs to know of a method.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Spec {
     /// How the copies of an image are made.
     pub input: Input,
@@ -457,49 +459,58 @@ pub struct Settings {
     pub seed: Option<u64>,
 }
 
-/// The methods [`by_name`] knows.
-pub const METHODS: &[&str] = &[
-    "gradient",
-    "gradient-x-input",
-    "guided-backprop",
-    "smoothgrad",
-    "integrated-gradients",
-    "occlusion",
+/// The methods [`by_name`] knows, with the settings each one takes.
+pub const METHODS: &[(&str, &[&str])] = &[
+    ("gradient", &[]),
+    ("gradient-x-input", &[]),
+    ("guided-backprop", &[]),
+    ("smoothgrad", &["samples", "noise", "seed"]),
+    ("integrated-gradients", &["steps", "baseline"]),
+    ("occlusion", &["window", "stride", "baseline"]),
 ];
+
+impl Settings {
+    /// The names of the settings that are given.
+    fn given(&self) -> Vec<&'static str> {
+        [
+            ("samples", self.samples.is_some()),
+            ("noise", self.noise.is_some()),
+            ("steps", self.steps.is_some()),
+            ("baseline", self.baseline.is_some()),
+            ("window", self.window.is_some()),
+            ("stride", self.stride.is_some()),
+            ("seed", self.seed.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, g)| g.then_some(n))
+        .collect()
+    }
+}
+
+/// The settings method `name` takes.
+fn own_settings(name: &str) -> Result<&'static [&'static str]> {
+    METHODS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, own)| *own)
+        .ok_or_else(|| {
+            let names: Vec<&str> = METHODS.iter().map(|(n, _)| *n).collect();
+            Error::param("method", name, format!("one of {}", names.join(", ")))
+        })
+}
 
 /// A method by its command-line name, with `settings` over its defaults.
 /// A setting the method does not have is an error, not silently ignored.
 pub fn by_name(name: &str, s: &Settings) -> Result<Box<dyn Method>> {
-    let given = [
-        ("samples", s.samples.is_some()),
-        ("noise", s.noise.is_some()),
-        ("steps", s.steps.is_some()),
-        ("baseline", s.baseline.is_some()),
-        ("window", s.window.is_some()),
-        ("stride", s.stride.is_some()),
-        ("seed", s.seed.is_some()),
-    ];
-    let allow = |own: &[&str]| -> Result<()> {
-        match given.iter().find(|(n, g)| *g && !own.contains(n)) {
-            Some((what, _)) => Err(Error::param(what, "given", format!("no {what} for {name}"))),
-            None => Ok(()),
-        }
-    };
-    let method: Box<dyn Method> = match name {
-        "gradient" => {
-            allow(&[])?;
-            Box::new(Gradient)
-        }
-        "gradient-x-input" => {
-            allow(&[])?;
-            Box::new(GradientXInput)
-        }
-        "guided-backprop" => {
-            allow(&[])?;
-            Box::new(GuidedBackprop)
-        }
+    let own = own_settings(name)?;
+    if let Some(what) = s.given().into_iter().find(|g| !own.contains(g)) {
+        return Err(Error::param(what, "given", format!("no {what} for {name}")));
+    }
+    Ok(match name {
+        "gradient" => Box::new(Gradient),
+        "gradient-x-input" => Box::new(GradientXInput),
+        "guided-backprop" => Box::new(GuidedBackprop),
         "smoothgrad" => {
-            allow(&["samples", "noise", "seed"])?;
             let d = SmoothGrad::default();
             Box::new(SmoothGrad {
                 samples: s.samples.unwrap_or(d.samples),
@@ -508,15 +519,13 @@ pub fn by_name(name: &str, s: &Settings) -> Result<Box<dyn Method>> {
             })
         }
         "integrated-gradients" => {
-            allow(&["steps", "baseline"])?;
             let d = IntegratedGradients::default();
             Box::new(IntegratedGradients {
                 steps: s.steps.unwrap_or(d.steps),
                 baseline: s.baseline.unwrap_or(d.baseline),
             })
         }
-        "occlusion" => {
-            allow(&["window", "stride", "baseline"])?;
+        _ => {
             let d = Occlusion::default();
             Box::new(Occlusion {
                 window: s.window.unwrap_or(d.window),
@@ -524,15 +533,48 @@ pub fn by_name(name: &str, s: &Settings) -> Result<Box<dyn Method>> {
                 fill: s.baseline.unwrap_or(d.fill),
             })
         }
-        other => {
-            return Err(Error::param(
-                "method",
-                other,
-                format!("one of {}", METHODS.join(", ")),
-            ));
-        }
+    })
+}
+
+/// Several methods by name (`all` for every one), each taking those of
+/// `settings` it has; a setting that none of them takes is an error.
+pub fn by_names(names: &[&str], s: &Settings) -> Result<Vec<Box<dyn Method>>> {
+    let names: Vec<&str> = if names == ["all"] {
+        METHODS.iter().map(|(n, _)| *n).collect()
+    } else {
+        names.to_vec()
     };
-    Ok(method)
+    if names.is_empty() {
+        return Err(Error::param("method", "", "at least one method"));
+    }
+    let mut owned = Vec::new();
+    for name in &names {
+        owned.extend_from_slice(own_settings(name)?);
+    }
+    if let Some(what) = s.given().into_iter().find(|g| !owned.contains(g)) {
+        return Err(Error::param(
+            what,
+            "given",
+            format!("a method that takes {what} ({} do not)", names.join(", ")),
+        ));
+    }
+    names
+        .iter()
+        .map(|name| {
+            let own = own_settings(name)?;
+            let keep = |n: &str| own.contains(&n);
+            let only = Settings {
+                samples: s.samples.filter(|_| keep("samples")),
+                noise: s.noise.filter(|_| keep("noise")),
+                steps: s.steps.filter(|_| keep("steps")),
+                baseline: s.baseline.filter(|_| keep("baseline")),
+                window: s.window.filter(|_| keep("window")),
+                stride: s.stride.filter(|_| keep("stride")),
+                seed: s.seed.filter(|_| keep("seed")),
+            };
+            by_name(name, &only)
+        })
+        .collect()
 }
 
 /// A reference value by name (`black` 0, `grey` or `gray` 0.5, `white` 1)

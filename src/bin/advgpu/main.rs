@@ -2,11 +2,13 @@
 
 mod attack;
 mod common;
+mod confounder;
 mod demo;
 mod eval;
 mod info;
 mod predict;
 mod robustness;
+mod saliency;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +48,12 @@ enum Command {
     Robustness(robustness::Args),
     /// PGD on a few bundled digits: the quickest look at what advgpu does.
     Demo(demo::Args),
+    /// Saliency maps (gradient, SmoothGrad, Integrated Gradients, occlusion, ...)
+    /// of image files or held-out digits, in one gallery.
+    Saliency(saliency::Args),
+    /// A clean and a confounded model side by side: accuracy with and without
+    /// the spurious square, and the share of saliency on it.
+    Confounder(confounder::Args),
 }
 
 fn main() {
@@ -64,6 +72,8 @@ fn main() {
         Command::Attack(a) => attack::run(&gpu, a),
         Command::Robustness(a) => robustness::run(&gpu, a),
         Command::Demo(a) => demo::run(&gpu, a),
+        Command::Saliency(a) => saliency::run(&gpu, a),
+        Command::Confounder(a) => confounder::run(&gpu, a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
