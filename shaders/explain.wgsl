@@ -34,6 +34,10 @@
 // so the last window touches the border and every pixel is covered; window
 // j = py * nx + px.
 //
+// Limitation: counters and indices are u32, so the noise repeats (and
+// nothing else breaks) once (offset + images) * D passes 2^32 values, e.g.
+// beyond 28,000 images of 224 x 224 x 3 in one call.
+//
 // Bindings: 0 params (uniform); 1 x; 2 input; 3 grad_input; 4 logits;
 // 5 grad_logits; 6 explained (class per image); 7 score; 8 acc; 9 drops; 10 out.
 // Dispatch: 64-wide workgroups, linear index gid.x + gid.y * num_workgroups.x * 64;

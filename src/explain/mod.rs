@@ -350,7 +350,10 @@ pub fn explain_on(
         Some(b) => return Err(Error::param("batch", b, "at least 1")),
         None => (n * copies).min(crate::attack::max_batch(gpu, host)?),
     };
-    let group = n.min(engine::MAX_GROUP);
+    // A group's largest buffer holds a map, or every occluder drop, per image.
+    let per_image = if spec.backward() { d } else { d.max(copies) } as u64;
+    let fits = (gpu.max_binding_bytes() / (4 * per_image)).max(1) as usize;
+    let group = n.min(engine::MAX_GROUP).min(fits);
     let engine = SaliencyEngine::new(gpu, model, &spec, batch, group)?;
     log::debug!(
         "saliency {}: {n} images x {copies} copies in batches of {batch} rows",
