@@ -7,16 +7,42 @@
 //! momentum. Inputs live in [0, 1]; `x0` is the clean image and `g` the
 //! gradient of the loss with respect to the current image.
 //!
-//! ```no_run
-//! use advgpu::attack::{self, Pgd, Options};
-//! use advgpu::{data, gpu::{Gpu, GpuOptions}};
+//! [`run`] takes host images and returns host images, splitting the work
+//! into batches that fit the device. An app that keeps its images on the GPU
+//! uses [`AttackEngine`] directly, on its own wgpu device:
 //!
-//! let gpu = Gpu::new_blocking(&GpuOptions::default())?;
-//! let model = data::bundled_model()?;
-//! let digits = data::Digits::bundled()?.held_out().slice(0..8);
-//! let out = attack::run(&gpu, &model, &Pgd::default(), &digits.images, &digits.labels_u32(), &Options::default(), |_| {})?;
-//! println!("{} of 8 fooled", out.success.iter().filter(|s| **s).count());
-//! # Ok::<(), advgpu::Error>(())
+//! ```
+//! use advgpu::attack::{Attack, AttackEngine, BatchRun, Pgd};
+//! use advgpu::gpu::Gpu;
+//! use advgpu::nn::GpuModel;
+//! use advgpu::wgpu;
+//!
+//! // The app's own device (here made on the spot).
+//! let instance = wgpu::Instance::default();
+//! let adapter = pollster::block_on(instance.request_adapter(&Default::default()))?;
+//! let (device, queue) = pollster::block_on(adapter.request_device(&Default::default()))?;
+//! let gpu = Gpu::from_device(device.clone(), queue, adapter.get_info(), device.limits());
+//!
+//! let model = advgpu::data::bundled_model()?;
+//! let digits = advgpu::data::Digits::bundled()?.held_out().slice(0..4);
+//! let engine = AttackEngine::new(&gpu, &GpuModel::new(&gpu, &model)?, 4, &Pgd::default().spec())?;
+//! engine.load(&digits.images, &digits.labels_u32())?;
+//! let run = BatchRun { n: 4, offset: 0, targeted: false, early_stop: false, seed: 1 };
+//! engine.run(&run, |_steps| {})?;
+//!
+//! // The adversarial batch [4, 1, 28, 28] stays on the GPU: copy it into the
+//! // app's own buffer (or bind `engine.adversarial().buffer` directly).
+//! let adversarial = &engine.adversarial().buffer;
+//! let mine = device.create_buffer(&wgpu::BufferDescriptor {
+//!     label: Some("app images"),
+//!     size: adversarial.size(),
+//!     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+//!     mapped_at_creation: false,
+//! });
+//! let mut encoder = device.create_command_encoder(&Default::default());
+//! encoder.copy_buffer_to_buffer(adversarial, 0, &mine, 0, adversarial.size());
+//! gpu.queue.submit([encoder.finish()]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod bim;
@@ -358,6 +384,12 @@ pub fn run(
 /// The largest batch whose biggest buffer fits the device's binding limit,
 /// capped at [`DEFAULT_MAX_BATCH`].
 pub fn max_batch(gpu: &Gpu, model: &Model) -> Result<usize> {
+    Ok(max_batch_uncapped(gpu, model)?.min(DEFAULT_MAX_BATCH))
+}
+
+/// The largest batch whose biggest per-batch buffer (an activation, or the
+/// input) fits the device's binding limit.
+pub fn max_batch_uncapped(gpu: &Gpu, model: &Model) -> Result<usize> {
     let largest = model
         .shapes()?
         .iter()
@@ -374,7 +406,7 @@ pub fn max_batch(gpu: &Gpu, model: &Model) -> Result<usize> {
             limit: gpu.max_binding_bytes(),
         });
     }
-    Ok(fits.min(DEFAULT_MAX_BATCH))
+    Ok(fits)
 }
 
 /// Overrides of an attack's defaults, as the command line takes them.

@@ -139,10 +139,12 @@ impl Gpu {
         );
 
         let limits = adapter.limits();
+        // Timestamps only serve per-layer timing in `bench`; take them where offered.
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("advgpu"),
-                required_features: wgpu::Features::empty(),
+                required_features: features,
                 required_limits: limits.clone(),
                 ..Default::default()
             })

@@ -7,9 +7,11 @@
 mod context;
 pub mod kernels;
 mod tensor;
+mod timestamps;
 pub mod tune;
 
 pub use context::{list_adapters, Gpu, GpuOptions};
 pub use kernels::{record_all, shader_source, Kernel, SHADERS, WORKGROUP};
 pub use tensor::{checked_len, GpuTensor};
+pub use timestamps::Timestamps;
 pub use tune::{Candidate, KernelChoice, Variant};

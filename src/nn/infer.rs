@@ -22,6 +22,29 @@ pub struct Evaluation {
     pub correct: usize,
 }
 
+impl Evaluation {
+    /// Accuracy of predicted classes against labels (equal lengths).
+    pub fn of(pred: &[usize], labels: &[u8]) -> Result<Evaluation> {
+        if pred.len() != labels.len() {
+            return Err(Error::Shape {
+                what: "labels".into(),
+                expected: format!("{} labels, one per sample", pred.len()),
+                got: format!("{}", labels.len()),
+            });
+        }
+        let correct = pred
+            .iter()
+            .zip(labels)
+            .filter(|(p, l)| **p == usize::from(**l))
+            .count();
+        Ok(Evaluation {
+            accuracy: correct as f64 / labels.len().max(1) as f64,
+            n: labels.len(),
+            correct,
+        })
+    }
+}
+
 impl Classifier {
     /// Uploads `model` and plans batches of `batch` samples.
     pub fn new(gpu: &Gpu, model: &Model, batch: usize) -> Result<Classifier> {
@@ -74,24 +97,7 @@ impl Classifier {
 
     /// Accuracy on `x` with `labels`.
     pub fn evaluate(&self, x: &[f32], labels: &[u8]) -> Result<Evaluation> {
-        let pred = self.predict(x)?;
-        if pred.len() != labels.len() {
-            return Err(Error::Shape {
-                what: "labels".into(),
-                expected: format!("{} labels, one per sample", pred.len()),
-                got: format!("{}", labels.len()),
-            });
-        }
-        let correct = pred
-            .iter()
-            .zip(labels)
-            .filter(|(p, l)| **p == usize::from(**l))
-            .count();
-        Ok(Evaluation {
-            accuracy: correct as f64 / labels.len().max(1) as f64,
-            n: labels.len(),
-            correct,
-        })
+        Evaluation::of(&self.predict(x)?, labels)
     }
 
     /// The model being run.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use advgpu::data::Digits;
-use advgpu::nn::Classifier;
+use advgpu::nn::{Classifier, Evaluation};
 use anyhow::Result;
 use serde_json::json;
 
@@ -20,6 +20,10 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// With --json, also list every digit's predicted class (`predictions`),
+    /// e.g. to compare with another framework (tools/check_torch.py).
+    #[arg(long, requires = "json")]
+    predictions: bool,
 }
 
 pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
@@ -29,16 +33,21 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
     let held = held.slice(0..args.n.unwrap_or(held.len()));
     let classifier = Classifier::new(&gpu, &model, 250)?;
     let start = std::time::Instant::now();
-    let e = classifier.evaluate(&held.images, &held.labels)?;
+    let predictions = classifier.predict(&held.images)?;
+    let e = Evaluation::of(&predictions, &held.labels)?;
     let seconds = start.elapsed().as_secs_f64();
     if args.json {
-        return print_json(&json!({
+        let mut value = json!({
             "accuracy": e.accuracy,
             "n": e.n,
             "correct": e.correct,
             "adapter": adapter_name(&gpu),
             "seconds": seconds,
-        }));
+        });
+        if args.predictions {
+            value["predictions"] = json!(predictions);
+        }
+        return print_json(&value);
     }
     println!(
         "accuracy {:.2}% ({}/{}) on the held-out digits, {:.2} s on {}",

@@ -1,6 +1,7 @@
 //! The `advgpu` command line: one module per command; the library does the work.
 
 mod attack;
+mod bench;
 mod common;
 mod confounder;
 mod demo;
@@ -54,6 +55,8 @@ enum Command {
     /// A clean and a confounded model side by side: accuracy with and without
     /// the spurious square, and the share of saliency on it.
     Confounder(confounder::Args),
+    /// Attack throughput on this GPU, comparable across machines (--json, --compare).
+    Bench(bench::Args),
 }
 
 fn main() {
@@ -74,6 +77,7 @@ fn main() {
         Command::Demo(a) => demo::run(&gpu, a),
         Command::Saliency(a) => saliency::run(&gpu, a),
         Command::Confounder(a) => confounder::run(&gpu, a),
+        Command::Bench(a) => bench::run(&gpu, a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
