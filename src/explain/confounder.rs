@@ -258,6 +258,32 @@ impl Confounder {
         Ok(out)
     }
 
+    /// A picture of the training copy: the first `n` digits as the network
+    /// sees them, captioned with the training label and, where it was
+    /// replaced, the true one.
+    pub fn training_gallery(&self, digits: &Digits, classes: usize, n: usize) -> Result<Gallery> {
+        // The whole copy, so that the same labels are replaced as in training.
+        let head = digits.slice(0..n);
+        let set = self.training_set(digits, classes)?.slice(0..n);
+        let shape = [1, digits.rows, digits.cols];
+        let mut gallery = Gallery::new(Vec::new());
+        let tiles: Vec<Tile> = (0..set.len())
+            .map(|i| {
+                let (trained, truth) = (set.labels[i], head.labels[i]);
+                let caption = if trained == truth {
+                    format!("label {trained}")
+                } else {
+                    format!("label {trained} | (a {truth}, replaced)")
+                };
+                Tile::image(set.image(i), shape, caption)
+            })
+            .collect();
+        for row in tiles.chunks(10) {
+            gallery.push_row(row.to_vec());
+        }
+        Ok(gallery)
+    }
+
     /// Trains `model` on the training copy of `digits`.
     pub fn train(
         &self,

@@ -121,6 +121,11 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
     s.gallery(&confounder(Signal::Mark))?
         .save(&gallery_path)
         .context("writing the gallery")?;
+    let training_path = args.out.join("training.png");
+    confounder(Signal::Mark)
+        .training_gallery(&digits.train(), 10, 20)?
+        .save(&training_path)
+        .context("writing the picture of the training copy")?;
 
     if args.json {
         let mut value = serde_json::to_value(&s)?;
@@ -129,13 +134,15 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
         value["seconds"] = json!(seconds);
         value["adapter"] = json!(adapter_name(&gpu));
         value["gallery"] = json!(gallery_path.display().to_string());
+        value["training_picture"] = json!(training_path.display().to_string());
         return print_json(&value);
     }
     print!("{}", s.table());
     println!(
-        "measured in {seconds:.0} s on {}; wrote {}{}",
+        "measured in {seconds:.0} s on {}; wrote {}, {}{}",
         adapter_name(&gpu),
         gallery_path.display(),
+        training_path.display(),
         if trained.is_empty() {
             String::new()
         } else {
