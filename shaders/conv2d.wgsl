@@ -15,20 +15,25 @@
 //
 // Every output is written by exactly one invocation, which sums its own terms
 // (a gather): no atomics, so results are deterministic on every backend.
-// Register blocking: an invocation computes a 4 x 4 tile (4 channels x 4
-// positions along a row, or 4 channels x 4 weight taps), so each value loaded
-// feeds four multiply-adds. No workgroup memory: on CPU-like devices its
-// barriers cost more than the loads it saves (`conv2d_tiled.wgsl` is the
-// variant that uses it).
+// Register blocking: an invocation keeps a tile of outputs in registers (8
+// channels x 4 positions in `forward`, 4 channels x 4 taps in
+// `backward_weight`), so each value loaded feeds several multiply-adds. No
+// workgroup memory: on CPU-like devices its barriers cost more than the
+// loads it saves (`conv2d_tiled.wgsl` is the variant that uses it).
 //
 // The weight gradient is split over `splits` consecutive chunks of the batch
 // when Co x taps alone would give too few invocations to fill the device:
 // each chunk writes its partial sums `[splits, Co, Ci*K*K]` and
 // `sum_splits` adds them in chunk order, so the result stays deterministic.
 //
+// `forward` needs an unpadded convolution: for P > 0 the host first copies
+// x into a zero-bordered buffer (`pad_input`) and convolves that with P = 0.
+//
 // Bindings: 0 params (uniform); 1 x; 2 w; 3 b; 4 y; 5 gy; 6 gx; 7 gw (or the
-// partial sums); 8 gb; 9 partial sums (read); 10 wt.
-// Dispatch: 64-wide workgroups, linear index gid.x + gid.y * num_workgroups.x * 64.
+// partial sums); 8 gb; 9 partial sums (read); 10 wt; 11 padded x.
+// Dispatch: 64-wide workgroups, linear index gid.x + gid.y * num_workgroups.x * 64;
+// `forward` and `forward_narrow` one workgroup per channel block and 64
+// position tiles, block index wid.x + wid.y * num_workgroups.x.
 
 struct Params {
     batch: u32,
@@ -56,6 +61,7 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> gb: array<f32>;
 @group(0) @binding(9) var<storage, read> partial: array<f32>;
 @group(0) @binding(10) var<storage, read_write> wt: array<f32>;
+@group(0) @binding(11) var<storage, read_write> padded: array<f32>;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 64u;
@@ -69,73 +75,171 @@ fn x_at(n: u32, c: u32, row: i32, col: i32) -> f32 {
     return x[((n * p.in_c + c) * p.in_h + u32(row)) * p.in_w + u32(col)];
 }
 
-// One invocation: output channels co0..co0+3 at row oh, columns ow0..ow0+3.
-@compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let tiles_w = (p.out_w + 3u) / 4u;
-    let tiles_c = (p.out_c + 3u) / 4u;
-    var id = linear_id(gid, nwg);
-    if id >= p.batch * tiles_c * p.out_h * tiles_w {
+// Output offsets of 4 consecutive positions q0..q0+3 of an output plane
+// (q = oh * Wo + ow, clamped to the plane) as input offsets
+// oh * S * W + ow * S: the tap (kh, kw) of position q reads x at
+// kh * W + kw + offset(q) within its input plane.
+fn plane_offsets(q0: u32) -> vec4<u32> {
+    let lastq = p.out_h * p.out_w - 1u;
+    var off: vec4<u32>;
+    for (var j = 0u; j < 4u; j++) {
+        let q = min(q0 + j, lastq);
+        off[j] = (q / p.out_w) * p.stride * p.in_w + (q % p.out_w) * p.stride;
+    }
+    return off;
+}
+
+// Stores y at channel oc, positions q0..q0+3 of sample n (those inside the
+// plane), adding the bias.
+fn store_positions(n: u32, oc: u32, q0: u32, v: vec4<f32>) {
+    if oc >= p.out_c {
         return;
     }
-    let ow0 = (id % tiles_w) * 4u;
-    id /= tiles_w;
-    let oh = id % p.out_h;
-    id /= p.out_h;
-    let co0 = (id % tiles_c) * 4u;
-    let n = id / tiles_c;
+    var bias = 0.0;
+    if p.has_bias != 0u {
+        bias = b[oc];
+    }
+    let plane = p.out_h * p.out_w;
+    let base = (n * p.out_c + oc) * plane;
+    for (var j = 0u; j < 4u; j++) {
+        if q0 + j < plane {
+            y[base + q0 + j] = v[j] + bias;
+        }
+    }
+}
+
+// Forward without padding (the host pads the input first, `pad_input`).
+// One workgroup: one block of 8 output channels, taken from the workgroup
+// id so that every weight load is the same for all invocations (a scalar
+// load, not a gather, on SIMD devices); invocation t: 4 consecutive
+// positions of one output plane. Each input value loaded feeds 8
+// multiply-adds, each weight 4.
+@compute @workgroup_size(64)
+fn forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let tiles_q = (p.out_h * p.out_w + 3u) / 4u;
+    let tiles_c = (p.out_c + 7u) / 8u;
+    let block = wid.x + wid.y * nwg.x;
+    let co0 = (block % tiles_c) * 8u;
+    let id = (block / tiles_c) * 64u + t;
+    if id >= p.batch * tiles_q {
+        return;
+    }
+    let q0 = (id % tiles_q) * 4u;
+    let n = id / tiles_q;
+    let off = plane_offsets(q0);
 
     // Channels past the end repeat the last one; their results are not stored.
     let last = p.out_c - 1u;
-    let co = vec4<u32>(co0, min(co0 + 1u, last), min(co0 + 2u, last), min(co0 + 3u, last));
     let kk = p.k * p.k;
     let wstride = p.in_c * kk;
+    var wb: array<u32, 8>;
+    for (var c = 0u; c < 8u; c++) {
+        wb[c] = min(co0 + c, last) * wstride;
+    }
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    let s = i32(p.stride);
-    let col0 = i32(ow0) * s - i32(p.pad);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
+    let hw = p.in_h * p.in_w;
     for (var ci = 0u; ci < p.in_c; ci++) {
+        let cbase = (n * p.in_c + ci) * hw;
         for (var kh = 0u; kh < p.k; kh++) {
-            let row = i32(oh) * s - i32(p.pad) + i32(kh);
-            if row < 0 || row >= i32(p.in_h) {
-                continue;
-            }
+            let rbase = cbase + kh * p.in_w;
             for (var kw = 0u; kw < p.k; kw++) {
-                let col = col0 + i32(kw);
-                let xv = vec4<f32>(
-                    x_at(n, ci, row, col),
-                    x_at(n, ci, row, col + s),
-                    x_at(n, ci, row, col + 2 * s),
-                    x_at(n, ci, row, col + 3 * s),
-                );
+                let xi = rbase + kw;
+                let xv = vec4<f32>(x[xi + off.x], x[xi + off.y], x[xi + off.z], x[xi + off.w]);
                 let wo = ci * kk + kh * p.k + kw;
-                acc0 += w[co.x * wstride + wo] * xv;
-                acc1 += w[co.y * wstride + wo] * xv;
-                acc2 += w[co.z * wstride + wo] * xv;
-                acc3 += w[co.w * wstride + wo] * xv;
+                acc0 += w[wb[0] + wo] * xv;
+                acc1 += w[wb[1] + wo] * xv;
+                acc2 += w[wb[2] + wo] * xv;
+                acc3 += w[wb[3] + wo] * xv;
+                acc4 += w[wb[4] + wo] * xv;
+                acc5 += w[wb[5] + wo] * xv;
+                acc6 += w[wb[6] + wo] * xv;
+                acc7 += w[wb[7] + wo] * xv;
             }
         }
     }
+    store_positions(n, co0, q0, acc0);
+    store_positions(n, co0 + 1u, q0, acc1);
+    store_positions(n, co0 + 2u, q0, acc2);
+    store_positions(n, co0 + 3u, q0, acc3);
+    store_positions(n, co0 + 4u, q0, acc4);
+    store_positions(n, co0 + 5u, q0, acc5);
+    store_positions(n, co0 + 6u, q0, acc6);
+    store_positions(n, co0 + 7u, q0, acc7);
+}
 
-    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var c = 0u; c < 4u; c++) {
-        let oc = co0 + c;
-        if oc >= p.out_c {
-            break;
-        }
-        var bias = 0.0;
-        if p.has_bias != 0u {
-            bias = b[oc];
-        }
-        let base = ((n * p.out_c + oc) * p.out_h + oh) * p.out_w;
-        for (var j = 0u; j < 4u; j++) {
-            if ow0 + j < p.out_w {
-                y[base + ow0 + j] = accs[c][j] + bias;
+// As `forward` with blocks of 2 output channels, for layers with fewer than
+// 8 (the input gradient of a first layer, towards 1 or 3 image channels).
+@compute @workgroup_size(64)
+fn forward_narrow(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let tiles_q = (p.out_h * p.out_w + 3u) / 4u;
+    let tiles_c = (p.out_c + 1u) / 2u;
+    let block = wid.x + wid.y * nwg.x;
+    let co0 = (block % tiles_c) * 2u;
+    let id = (block / tiles_c) * 64u + t;
+    if id >= p.batch * tiles_q {
+        return;
+    }
+    let q0 = (id % tiles_q) * 4u;
+    let n = id / tiles_q;
+    let off = plane_offsets(q0);
+
+    let kk = p.k * p.k;
+    let wstride = p.in_c * kk;
+    let w0 = co0 * wstride;
+    let w1 = min(co0 + 1u, p.out_c - 1u) * wstride;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    let hw = p.in_h * p.in_w;
+    for (var ci = 0u; ci < p.in_c; ci++) {
+        let cbase = (n * p.in_c + ci) * hw;
+        for (var kh = 0u; kh < p.k; kh++) {
+            let rbase = cbase + kh * p.in_w;
+            for (var kw = 0u; kw < p.k; kw++) {
+                let xi = rbase + kw;
+                let xv = vec4<f32>(x[xi + off.x], x[xi + off.y], x[xi + off.z], x[xi + off.w]);
+                let wo = ci * kk + kh * p.k + kw;
+                acc0 += w[w0 + wo] * xv;
+                acc1 += w[w1 + wo] * xv;
             }
         }
     }
+    store_positions(n, co0, q0, acc0);
+    store_positions(n, co0 + 1u, q0, acc1);
+}
+
+// One invocation per value of the padded input [N, Ci, H + 2P, W + 2P]:
+// x inside, zero in the border.
+@compute @workgroup_size(64)
+fn pad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let ph = p.in_h + 2u * p.pad;
+    let pw = p.in_w + 2u * p.pad;
+    let i = linear_id(gid, nwg);
+    if i >= p.batch * p.in_c * ph * pw {
+        return;
+    }
+    let col = i32(i % pw) - i32(p.pad);
+    let row = i32((i / pw) % ph) - i32(p.pad);
+    let plane = i / (pw * ph);
+    var v = 0.0;
+    if row >= 0 && col >= 0 && row < i32(p.in_h) && col < i32(p.in_w) {
+        v = x[(plane * p.in_h + u32(row)) * p.in_w + u32(col)];
+    }
+    padded[i] = v;
 }
 
 // gy at (n, co, oh, ow) for an input position reached through tap (kh, kw):

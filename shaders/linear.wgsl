@@ -15,16 +15,18 @@
 //   backward_weight A = gy^T (m = o, k = sample)  B = x   (k = sample, n = i)
 //
 // Each output is written by one invocation summing its own terms in order of
-// k (no atomics). `gemm`: register blocking, an invocation computes a 4 x 4
-// tile so that every loaded value feeds four multiply-adds, no workgroup
-// memory. `gemm_tiled`: a workgroup stages 32 x 16 blocks of A and 16 x 32
+// k (no atomics). `gemm`: register blocking, an invocation computes an 8 x 4
+// tile (rows shared by its workgroup) so that every loaded value feeds
+// several multiply-adds, no workgroup memory. `gemm_tiled`: a workgroup stages 32 x 16 blocks of A and 16 x 32
 // blocks of B in workgroup memory, then each invocation computes a 4 x 4
 // tile of the 32 x 32 output block from there. The first wins on CPU-like
 // devices, the second on discrete GPUs; the engine times both.
 //
 // Bindings: 0 params (uniform); 1 a; 2 b; 3 bias; 4 c; 5 gy; 6 gb.
-// Dispatch: 64-wide workgroups, linear index gid.x + gid.y * num_workgroups.x * 64;
-// `gemm_tiled` one workgroup per 32 x 32 output block.
+// Dispatch: 64-wide workgroups; `gemm` one per 8 rows and 256 columns,
+// `gemm_tiled` one per 32 x 32 output block (block index wid.x + wid.y *
+// num_workgroups.x); `backward_bias` linear index gid.x + gid.y *
+// num_workgroups.x * 64.
 
 struct Params {
     m: u32,
@@ -75,33 +77,55 @@ fn store_block(m0: u32, n0: u32, accs: array<vec4<f32>, 4>) {
     }
 }
 
-// One invocation: rows m0..m0+3 x columns n0..n0+3 of C.
+// One workgroup: rows m0..m0+7 of C, taken from the workgroup id so that
+// every load of A is the same for all invocations (a scalar load, not a
+// gather, on SIMD devices); invocation t: 4 consecutive columns. Each value
+// of B loaded feeds 8 multiply-adds, each value of A 4.
 @compute @workgroup_size(64)
-fn gemm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn gemm(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
     let tiles_n = (p.n + 3u) / 4u;
-    let id = linear_id(gid, nwg);
-    if id >= tiles_n * ((p.m + 3u) / 4u) {
+    let groups_n = (tiles_n + 63u) / 64u;
+    let block = wid.x + wid.y * nwg.x;
+    let m0 = (block / groups_n) * 8u;
+    let tile = (block % groups_n) * 64u + t;
+    if m0 >= p.m || tile >= tiles_n {
         return;
     }
-    let n0 = (id % tiles_n) * 4u;
-    let m0 = (id / tiles_n) * 4u;
-    let am = quad(m0, p.m) * p.a_ms;
+    let n0 = tile * 4u;
     let bn = quad(n0, p.n) * p.b_ns;
+    // Rows past the end repeat the last one; their results are not stored.
+    var am: array<u32, 8>;
+    for (var r = 0u; r < 8u; r++) {
+        am[r] = min(m0 + r, p.m - 1u) * p.a_ms;
+    }
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
     for (var k = 0u; k < p.k; k++) {
         let ak = k * p.a_ks;
         let bk = k * p.b_ks;
         let bv = vec4<f32>(b[bk + bn.x], b[bk + bn.y], b[bk + bn.z], b[bk + bn.w]);
-        acc0 += a[am.x + ak] * bv;
-        acc1 += a[am.y + ak] * bv;
-        acc2 += a[am.z + ak] * bv;
-        acc3 += a[am.w + ak] * bv;
+        acc0 += a[am[0] + ak] * bv;
+        acc1 += a[am[1] + ak] * bv;
+        acc2 += a[am[2] + ak] * bv;
+        acc3 += a[am[3] + ak] * bv;
+        acc4 += a[am[4] + ak] * bv;
+        acc5 += a[am[5] + ak] * bv;
+        acc6 += a[am[6] + ak] * bv;
+        acc7 += a[am[7] + ak] * bv;
     }
     store_block(m0, n0, array<vec4<f32>, 4>(acc0, acc1, acc2, acc3));
+    store_block(m0 + 4u, n0, array<vec4<f32>, 4>(acc4, acc5, acc6, acc7));
 }
 
 const TILE: u32 = 32u;

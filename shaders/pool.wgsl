@@ -9,7 +9,11 @@
 //         windows o that contain i
 //
 // Backward passes gather: one invocation per input element visits the few
-// windows that cover it, so overlapping windows need no atomics.
+// windows that cover it, so overlapping windows need no atomics. When the
+// windows do not overlap (S = K), `max_backward_disjoint` instead runs one
+// invocation per window, which finds its maximum once and writes the whole
+// window (and, for the last row or column of windows, the uncovered tail
+// that floor mode leaves, with zeros).
 //
 // Bindings: 0 params (uniform); 1 x; 2 y; 3 gy; 4 gx.
 // Dispatch: 64-wide workgroups, linear index gid.x + gid.y * num_workgroups.x * 64.
@@ -136,4 +140,35 @@ fn avg_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         }
     }
     gx[i] = acc / f32(p.k * p.k);
+}
+
+// Stride equal to the kernel size: one invocation per window writes gy to
+// its first maximum and zero to every other value it covers.
+@compute @workgroup_size(64)
+fn max_backward_disjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = linear_id(gid, nwg);
+    let per_plane = p.out_h * p.out_w;
+    if o >= p.planes * per_plane {
+        return;
+    }
+    let plane = o / per_plane;
+    let oh = (o % per_plane) / p.out_w;
+    let ow = o % p.out_w;
+    let best = argmax_window(plane, oh, ow);
+    let g = gy[o];
+    var row_end = oh * p.k + p.k;
+    if oh + 1u == p.out_h {
+        row_end = p.in_h;
+    }
+    var col_end = ow * p.k + p.k;
+    if ow + 1u == p.out_w {
+        col_end = p.in_w;
+    }
+    let base = plane * p.in_h * p.in_w;
+    for (var r = oh * p.k; r < row_end; r++) {
+        for (var c = ow * p.k; c < col_end; c++) {
+            let i = base + r * p.in_w + c;
+            gx[i] = select(0.0, g, i == best);
+        }
+    }
 }

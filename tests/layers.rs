@@ -170,6 +170,19 @@ fn conv2d_matches_cpu_on_the_bundled_models_second_layer_shape() {
 }
 
 #[test]
+fn conv2d_matches_cpu_with_a_partial_channel_block_and_padding() {
+    // 12 output channels: one full block of 8 and a partial one; the input
+    // gradient towards 3 channels takes the narrow kernel with a partial pair.
+    check_layer(
+        "conv 3->12 p1",
+        conv(3, 12, 3, 1, 1, true),
+        2,
+        [3, 7, 9],
+        48,
+    );
+}
+
+#[test]
 fn conv2d_weight_gradient_split_over_uneven_batch_chunks_matches_cpu() {
     // 64 x 576 weights give the register kernel few enough workgroups that
     // the batch of 3 is summed in two chunks of 2 and 1 samples.

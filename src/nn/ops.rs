@@ -162,6 +162,10 @@ const TILED_CONV_BWD: u32 = 32;
 const TILED_GEMM: u32 = 32;
 
 /// The dispatches of a convolution `y = conv(x, w) + b` as `p` describes.
+///
+/// The register variant convolves without padding: for `p.pad > 0` it first
+/// copies `x` into a zero-bordered scratch buffer. The tiled variant reads
+/// the padding on the fly.
 pub fn conv_forward(
     gpu: &Gpu,
     p: &ConvParams,
@@ -170,29 +174,80 @@ pub fn conv_forward(
     b: &wgpu::Buffer,
     y: &wgpu::Buffer,
 ) -> Result<Candidate> {
-    let bindings = [(1, x), (2, w), (3, b), (4, y)];
-    let register = quads(p.out_c) * u64::from(p.batch * p.out_h) * quads(p.out_w);
+    let register = conv_forward_register(gpu, p, x, w, b, y)?;
     let (bm, bn) = TILED_CONV_FWD;
     let blocks = u64::from(p.out_c.div_ceil(bm)) * p.positions().div_ceil(u64::from(bn));
-    let candidates = vec![
-        Candidate {
-            variant: Variant::Register,
-            kernels: vec![gpu.kernel("conv2d", "forward", p, &bindings, register)?],
-            scratch_bytes: 0,
-        },
-        Candidate {
-            variant: Variant::Tiled,
-            kernels: vec![gpu.kernel(
-                "conv2d_tiled",
-                "forward",
-                p,
-                &bindings,
-                blocks * u64::from(WORKGROUP),
-            )?],
-            scratch_bytes: 0,
-        },
-    ];
-    gpu.choose(&p.key("conv_forward"), candidates)
+    let tiled = Candidate {
+        variant: Variant::Tiled,
+        kernels: vec![gpu.kernel(
+            "conv2d_tiled",
+            "forward",
+            p,
+            &[(1, x), (2, w), (3, b), (4, y)],
+            blocks * u64::from(WORKGROUP),
+        )?],
+        scratch_bytes: 0,
+    };
+    gpu.choose(&p.key("conv_forward"), vec![register, tiled])
+}
+
+/// Channels per workgroup of conv2d.wgsl's `forward` and `forward_narrow`.
+const REGISTER_CHANNELS: (u32, u32) = (8, 2);
+
+fn conv_forward_register(
+    gpu: &Gpu,
+    p: &ConvParams,
+    x: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+) -> Result<Candidate> {
+    let mut kernels = Vec::new();
+    let mut scratch_bytes = 0;
+    let padded;
+    let (input, q) = if p.pad == 0 {
+        (x, *p)
+    } else {
+        let (h, w_) = (p.in_h + 2 * p.pad, p.in_w + 2 * p.pad);
+        let shape = [p.batch, p.in_c, h, w_].map(|d| d as usize);
+        padded = gpu.zeros("zero-padded convolution input", &shape)?;
+        let len = shape.iter().product::<usize>() as u64;
+        kernels.push(gpu.kernel(
+            "conv2d",
+            "pad_input",
+            p,
+            &[(1, x), (11, &padded.buffer)],
+            len,
+        )?);
+        scratch_bytes = padded.buffer.size();
+        let q = ConvParams {
+            in_h: h,
+            in_w: w_,
+            pad: 0,
+            ..*p
+        };
+        (&padded.buffer, q)
+    };
+    let (entry, channels) = if q.out_c >= REGISTER_CHANNELS.0 {
+        ("forward", REGISTER_CHANNELS.0)
+    } else {
+        ("forward_narrow", REGISTER_CHANNELS.1)
+    };
+    let tiles = u64::from(q.batch) * u64::from((q.out_h * q.out_w).div_ceil(4));
+    let groups = u64::from(q.out_c.div_ceil(channels)) * tiles.div_ceil(u64::from(WORKGROUP));
+    let bindings = [(1, input), (2, w), (3, b), (4, y)];
+    kernels.push(gpu.kernel(
+        "conv2d",
+        entry,
+        &q,
+        &bindings,
+        groups * u64::from(WORKGROUP),
+    )?);
+    Ok(Candidate {
+        variant: Variant::Register,
+        kernels,
+        scratch_bytes,
+    })
 }
 
 /// The dispatches of a convolution's weight gradient `gw` from its input `x`
@@ -316,7 +371,9 @@ pub fn gemm(
     c: &wgpu::Buffer,
 ) -> Result<Candidate> {
     let bindings = [(1, a), (2, b), (3, bias), (4, c)];
-    let register = quads(g.m) * quads(g.n);
+    let register = u64::from(g.m.div_ceil(8))
+        * quads(g.n).div_ceil(u64::from(WORKGROUP))
+        * u64::from(WORKGROUP);
     let blocks = u64::from(g.m.div_ceil(TILED_GEMM)) * u64::from(g.n.div_ceil(TILED_GEMM));
     let candidates = vec![
         Candidate {
@@ -568,7 +625,18 @@ impl LayerCtx<'_> {
             } => {
                 let p = self.pool_params(*kernel_size, *stride);
                 let bindings = [(1, x), (3, gy), (4, gx)];
-                Built::one(gpu.kernel("pool", "max_backward", &p, &bindings, elements)?)
+                let k = if kernel_size == stride {
+                    gpu.kernel(
+                        "pool",
+                        "max_backward_disjoint",
+                        &p,
+                        &bindings,
+                        self.y.len() as u64,
+                    )?
+                } else {
+                    gpu.kernel("pool", "max_backward", &p, &bindings, elements)?
+                };
+                Built::one(k)
             }
             Layer::AvgPool2d {
                 kernel_size,
