@@ -123,9 +123,14 @@ impl Tuner {
         path: Option<PathBuf>,
         info: &wgpu::AdapterInfo,
     ) -> Tuner {
+        // The crate version is part of the key: kernels change between versions.
         let adapter = format!(
-            "{} | {:?} | {} {}",
-            info.name, info.backend, info.driver, info.driver_info
+            "{} | {:?} | {} {} | advgpu {}",
+            info.name,
+            info.backend,
+            info.driver,
+            info.driver_info,
+            env!("CARGO_PKG_VERSION")
         );
         let decisions = Mutex::new(BTreeMap::new());
         Tuner {
