@@ -13,6 +13,26 @@
 //! the square of their true label, and measures which share of the
 //! attribution mass (vanilla gradient and Integrated Gradients, explaining
 //! the true label) lies on the square's pixels.
+//!
+//! ```no_run
+//! use advgpu::data::{small_cnn, Digits};
+//! use advgpu::explain::confounder::{study, Confounder, Signal, StudyConfig};
+//! use advgpu::gpu::{Gpu, GpuOptions};
+//! use advgpu::nn::Model;
+//! use advgpu::train::TrainConfig;
+//!
+//! let gpu = Gpu::new_blocking(&GpuOptions::default())?;
+//! let digits = Digits::bundled()?;
+//! let init = Model::init(small_cnn(), [1, 28, 28], 0)?;
+//! let config = TrainConfig { epochs: 3, ..TrainConfig::default() };
+//! let train = |signal| Confounder::new(signal).train(&gpu, &init, &digits.train(), &config, |_| {});
+//! let (clean, confounded) = (train(Signal::Clean)?, train(Signal::Mark)?);
+//! let mark = Confounder::new(Signal::Mark);
+//! let s = study(&gpu, &clean, &confounded, &digits.held_out(), &mark, &StudyConfig::default(), |_, _| {})?;
+//! print!("{}", s.table());
+//! s.gallery(&mark)?.save("confounder.png".as_ref())?;
+//! # Ok::<(), advgpu::Error>(())
+//! ```
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

@@ -19,18 +19,21 @@
 //! | [`IntegratedGradients`] | `(x - b) * mean_k d f_c / d x (b + alpha_k (x - b))` |
 //! | [`Occlusion`] | mean drop of `f_c` when a grey square covers the pixel |
 //!
-//! ```no_run
+//! ```
 //! use advgpu::explain::{self, IntegratedGradients, Options};
 //! use advgpu::{data, gpu::{Gpu, GpuOptions}};
 //!
 //! let gpu = Gpu::new_blocking(&GpuOptions::default())?;
 //! let model = data::bundled_model()?;
-//! let digits = data::Digits::bundled()?.held_out().slice(0..4);
-//! let ig = IntegratedGradients::default();
+//! let digits = data::Digits::bundled()?.held_out().slice(0..1);
+//! let ig = IntegratedGradients { steps: 32, baseline: 0.0 };
 //! let a = explain::explain(&gpu, &model, &ig, &digits.images, &Options::default(), |_| {})?;
+//!
+//! // Completeness: the attributions add up to the change of the class score
+//! // from the black baseline to the digit.
 //! let sum: f32 = a.map(0).iter().sum();
 //! let gap = a.scores[0] - a.baseline_scores.as_ref().unwrap()[0];
-//! println!("completeness: attributions sum to {sum}, f(x) - f(b) = {gap}");
+//! assert!((sum - gap).abs() <= 0.05 * gap.abs(), "{sum} vs {gap}");
 //! # Ok::<(), advgpu::Error>(())
 //! ```
 

@@ -243,11 +243,23 @@ fn gallery(
         let mut row = vec![Tile::image(image, shape, caption)];
         for (a, _) in results {
             let c = a.classes[i] as usize;
+            // Integrated Gradients shows its completeness; the others their range.
+            let detail = match &a.baseline_scores {
+                Some(base) => format!(
+                    "sum {:.2}, f(x)-f(b) {:.2}",
+                    a.map(i).iter().sum::<f32>(),
+                    a.scores[i] - base[i]
+                ),
+                None => format!(
+                    "max |a| {:.3}",
+                    a.map(i).iter().fold(0.0f32, |m, v| m.max(v.abs()))
+                ),
+            };
             row.push(Tile::saliency(
                 image,
                 shape,
                 &magnitude(a.map(i), shape),
-                format!("class {} | score {:.2}", model.class_name(c), a.scores[i]),
+                format!("class {} | {detail}", model.class_name(c)),
             ));
         }
         gallery.push_row(row);
