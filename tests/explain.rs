@@ -457,3 +457,22 @@ fn bad_parameters_are_refused_with_their_names() {
     assert_eq!(explain::parse_level("0.25").unwrap(), 0.25);
     assert!(explain::parse_level("inf").is_err());
 }
+
+#[test]
+fn mass_share_sums_magnitudes_over_channels_on_the_given_pixels() {
+    // Two channels of 2 x 2: per-pixel magnitudes 1+4, 2+0, 0+3, 1+1 (sum 12).
+    let map = [1.0, -2.0, 0.0, 1.0, -4.0, 0.0, 3.0, -1.0];
+    let shape = [2, 2, 2];
+    assert_eq!(explain::magnitude(&map, shape), vec![5.0, 2.0, 3.0, 2.0]);
+    assert!((explain::mass_share(&map, shape, &[0, 2]) - 8.0 / 12.0).abs() < 1e-12);
+    assert_eq!(
+        explain::mass_share(&map, shape, &[9]),
+        0.0,
+        "outside the image"
+    );
+    assert_eq!(
+        explain::mass_share(&[0.0; 8], shape, &[0]),
+        0.0,
+        "all-zero map"
+    );
+}

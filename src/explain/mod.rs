@@ -426,23 +426,33 @@ pub(crate) fn resolve_class(choice: &ClassChoice, i: usize, logits: &[f32]) -> u
 }
 
 /// Per pixel, the attribution's magnitude summed over channels: `H * W`
-/// values from a `[C, H, W]` map, what a heatmap shows.
+/// values from a `[C, H, W]` map, what a heatmap shows. Values missing from
+/// a short map count as 0.
 pub fn magnitude(map: &[f32], shape: [usize; 3]) -> Vec<f32> {
     let [c, h, w] = shape;
     (0..h * w)
-        .map(|i| (0..c).map(|ch| map[ch * h * w + i].abs()).sum())
+        .map(|i| {
+            (0..c)
+                .map(|ch| map.get(ch * h * w + i).map_or(0.0, |v| v.abs()))
+                .sum()
+        })
         .collect()
 }
 
 /// The share of a map's attribution mass, `sum |a|` over channels, that lies
-/// on `pixels` (indices `y * W + x`); 0 for an all-zero map.
+/// on `pixels` (indices `y * W + x`; indices outside the image add nothing);
+/// 0 for an all-zero map.
 pub fn mass_share(map: &[f32], shape: [usize; 3], pixels: &[usize]) -> f64 {
     let heat = magnitude(map, shape);
     let total: f64 = heat.iter().map(|v| f64::from(*v)).sum();
     if total <= 0.0 {
         return 0.0;
     }
-    let on: f64 = pixels.iter().map(|&p| f64::from(heat[p])).sum();
+    let on: f64 = pixels
+        .iter()
+        .filter_map(|&p| heat.get(p))
+        .map(|v| f64::from(*v))
+        .sum();
     on / total
 }
 
