@@ -181,5 +181,5 @@ fn the_confounded_model_learns_the_square_and_saliency_shows_it() {
 
     let gallery = s.gallery(&Confounder::new(Signal::Mark)).unwrap();
     assert_eq!(gallery.rows.len(), 6);
-    assert!(gallery.rows.iter().all(|r| r.len() == 5));
+    assert!(gallery.rows.iter().all(|r| r.len() == 6));
 }

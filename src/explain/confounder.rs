@@ -406,17 +406,34 @@ pub struct Study {
     /// `confounded.ig_share / clean.ig_share`.
     pub ig_ratio: f64,
     #[serde(skip)]
+    classes: usize,
+    #[serde(skip)]
     shown: Shown,
 }
 
-/// What the gallery needs: the first digits, marked, and both models' maps.
+/// What the gallery needs: the first digits, with and without their square,
+/// and both models' predictions and maps.
 #[derive(Clone, Debug, Default)]
 struct Shown {
     shape: [usize; 3],
-    images: Vec<f32>,
+    /// The digits as they are.
+    plain: Vec<f32>,
+    /// The same digits carrying their true label's square.
+    marked: Vec<f32>,
     labels: Vec<u8>,
-    /// Per model (clean, confounded): probabilities `[rows, K]` and the two maps.
-    models: Vec<(Vec<f32>, Attributions, Attributions)>,
+    /// Clean, then confounded.
+    models: Vec<ShownModel>,
+}
+
+/// One model's part of the gallery.
+#[derive(Clone, Debug)]
+struct ShownModel {
+    /// Predicted class on each plain digit.
+    plain_pred: Vec<usize>,
+    /// Predicted class on each marked digit.
+    marked_pred: Vec<usize>,
+    gradient: Attributions,
+    ig: Attributions,
 }
 
 /// Measures `clean` and `confounded` on `held_out`, with and without the
@@ -475,7 +492,8 @@ pub fn study(
     let mut findings = Vec::new();
     let mut shown = Shown {
         shape,
-        images: explained.images[..rows * d].to_vec(),
+        plain: held_out.images[..rows * d].to_vec(),
+        marked: explained.images[..rows * d].to_vec(),
         labels: explained.labels[..rows].to_vec(),
         models: Vec::new(),
     };
@@ -505,10 +523,12 @@ pub fn study(
             gradient_share: share(&grad),
             ig_share: share(&integrated),
         });
-        let probs = classifier.probabilities(&shown.images)?;
-        shown
-            .models
-            .push((probs, keep_first(grad, rows), keep_first(integrated, rows)));
+        shown.models.push(ShownModel {
+            plain_pred: classifier.predict(&shown.plain)?,
+            marked_pred: classifier.predict(&shown.marked)?,
+            gradient: keep_first(grad, rows),
+            ig: keep_first(integrated, rows),
+        });
         log::info!(
             "{} model: accuracy {:.1}% without the square, {:.1}% with it",
             if m == 0 { "clean" } else { "confounded" },
@@ -528,6 +548,7 @@ pub fn study(
         ig_ratio: ratio(confounded_f.ig_share, clean_f.ig_share),
         clean: clean_f,
         confounded: confounded_f,
+        classes,
         shown,
     })
 }
@@ -543,56 +564,57 @@ fn keep_first(mut a: Attributions, rows: usize) -> Attributions {
 }
 
 impl Study {
-    /// The gallery: per digit (carrying its true label's square), the image
-    /// and each model's gradient and Integrated Gradients maps, captioned
-    /// with the model's prediction and the share of mass on the square.
+    /// The gallery: per digit, the digit as it is and with its true label's
+    /// square, captioned with both models' predictions, then each model's
+    /// gradient and Integrated Gradients maps of the marked digit, captioned
+    /// with the share of the mass on the square.
     pub fn gallery(&self, confounder: &Confounder) -> Result<Gallery> {
         let s = &self.shown;
         let [_, h, w] = s.shape;
         let d = h * w;
         let mut gallery = Gallery::new(vec![
-            "digit with square".into(),
+            "digit".into(),
+            "with its label's square".into(),
             "clean: gradient".into(),
             "clean: IG".into(),
             "confounded: gradient".into(),
             "confounded: IG".into(),
         ]);
         gallery.legends.push(SALIENCY_LEGEND);
+        let (clean, confounded) = match s.models.as_slice() {
+            [a, b] => (a, b),
+            _ => return Ok(gallery),
+        };
         for (i, label) in s.labels.iter().enumerate() {
-            let image = &s.images[i * d..(i + 1) * d];
+            let (plain, marked) = (&s.plain[i * d..(i + 1) * d], &s.marked[i * d..(i + 1) * d]);
             let mask = confounder
                 .mark
-                .pixels(usize::from(*label), self.classes(), h, w)?;
-            let mut row = vec![Tile::image(image, s.shape, format!("label {label}"))];
-            for (probs, grad, ig) in &s.models {
-                let k = probs.len() / s.labels.len();
-                let p = &probs[i * k..(i + 1) * k];
-                let pred = crate::nn::infer::argmax(p);
-                for a in [grad, ig] {
+                .pixels(usize::from(*label), self.classes, h, w)?;
+            let preds = |p: &dyn Fn(&ShownModel) -> usize| {
+                format!("clean {}, confounded {}", p(clean), p(confounded))
+            };
+            let mut row = vec![
+                Tile::image(
+                    plain,
+                    s.shape,
+                    format!("label {label} | {}", preds(&|m| m.plain_pred[i])),
+                ),
+                Tile::image(marked, s.shape, preds(&|m| m.marked_pred[i])),
+            ];
+            for model in [clean, confounded] {
+                for a in [&model.gradient, &model.ig] {
                     let share = mass_share(a.map(i), s.shape, &mask);
                     row.push(Tile::saliency(
-                        image,
+                        marked,
                         s.shape,
                         &crate::explain::magnitude(a.map(i), s.shape),
-                        format!(
-                            "pred {pred} ({:.0}%) | {:.0}% on square",
-                            100.0 * p[pred],
-                            100.0 * share
-                        ),
+                        format!("{:.0}% on the square", 100.0 * share),
                     ));
                 }
             }
             gallery.push_row(row);
         }
         Ok(gallery)
-    }
-
-    fn classes(&self) -> usize {
-        self.shown
-            .models
-            .first()
-            .map(|(p, _, _)| p.len() / self.shown.labels.len().max(1))
-            .unwrap_or(10)
     }
 
     /// The table of both models side by side, as text.
