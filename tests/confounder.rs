@@ -172,6 +172,7 @@ fn the_confounded_model_learns_the_square_and_saliency_shows_it() {
     )
     .unwrap();
     let table = s.table();
+    eprintln!("{table}");
     assert!(s.confounded.accuracy_without_mark < 0.5, "{table}");
     assert!(s.confounded.accuracy_with_mark > 0.9, "{table}");
     assert!(s.clean.accuracy_without_mark > 0.8, "{table}");
