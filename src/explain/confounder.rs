@@ -184,7 +184,7 @@ pub struct Confounder {
     /// The square, or none for the clean comparison.
     pub signal: Signal,
     /// Share of training labels replaced by a different, random class. Default 0.3.
-    pub label_noise: f32,
+    pub label_noise: f64,
     /// The square.
     pub mark: Mark,
     /// Seed of which labels are replaced and by what. Default 0.
@@ -239,7 +239,7 @@ impl Confounder {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ 0x6c61_6265);
         let mut order: Vec<usize> = (0..labels.len()).collect();
         order.shuffle(&mut rng);
-        let replaced = (f64::from(self.label_noise) * labels.len() as f64).round() as usize;
+        let replaced = (self.label_noise * labels.len() as f64).round() as usize;
         let mut out = labels.to_vec();
         for &i in &order[..replaced] {
             let shift = rng.random_range(1..classes);

@@ -568,11 +568,14 @@ pub fn by_names(names: &[&str], s: &Settings) -> Result<Vec<Box<dyn Method>>> {
         owned.extend_from_slice(own_settings(name)?);
     }
     if let Some(what) = s.given().into_iter().find(|g| !owned.contains(g)) {
-        return Err(Error::param(
-            what,
-            "given",
-            format!("a method that takes {what} ({} do not)", names.join(", ")),
-        ));
+        let expected = match names.as_slice() {
+            [one] => format!("no {what} for {one}"),
+            many => format!(
+                "a method that takes {what}; none of {} does",
+                many.join(", ")
+            ),
+        };
+        return Err(Error::param(what, "given", expected));
     }
     names
         .iter()

@@ -38,7 +38,7 @@ pub struct Args {
     seed: u64,
     /// Share of training labels replaced by another class.
     #[arg(long, default_value_t = 0.3)]
-    label_noise: f32,
+    label_noise: f64,
     /// Seed of which labels are replaced, and by what.
     #[arg(long, default_value_t = 0)]
     label_seed: u64,

@@ -48,7 +48,7 @@ pub struct Args {
     confounder: Option<String>,
     /// With --confounder: share of training labels replaced by another class.
     #[arg(long, default_value_t = 0.3)]
-    label_noise: f32,
+    label_noise: f64,
     /// With --confounder: seed of which labels are replaced, and by what.
     #[arg(long, default_value_t = 0)]
     label_seed: u64,
