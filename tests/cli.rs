@@ -149,3 +149,31 @@ fn bench_compare_puts_two_reports_side_by_side() {
     ));
     assert!(err.contains("c.json") && err.contains("schema"), "{err}");
 }
+
+#[test]
+fn a_missing_adapter_is_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = refused(&advgpu(
+        &["--adapter", "no-such-gpu", "eval", "--n", "2"],
+        dir.path(),
+    ));
+    assert!(
+        err.contains("no-such-gpu") && err.contains("adapters present"),
+        "{err}"
+    );
+
+    // No Vulkan driver at all (the loader is pointed at a file that does not exist).
+    let out = Command::new(env!("CARGO_BIN_EXE_advgpu"))
+        .args(["info"])
+        .current_dir(dir.path())
+        .env("WGPU_BACKEND", "vulkan")
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .output()
+        .unwrap();
+    let err = refused(&out);
+    assert!(
+        err.contains("no GPU adapter") && err.contains("mesa-vulkan-drivers"),
+        "{err}"
+    );
+}
