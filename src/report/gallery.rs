@@ -9,7 +9,10 @@ use std::path::Path;
 
 use image::{Rgb, RgbImage};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::infer::argmax;
+use crate::nn::{Classifier, Model};
 use crate::report::{save_rgb, text};
 
 /// Tiles are scaled up until they are at least this many pixels high.
@@ -316,4 +319,70 @@ fn draw_legend(img: &mut RgbImage, legend: &Legend, left: u32, top: u32) {
         CAPTION_PX - 2.0,
         INK,
     );
+}
+
+/// A gallery of an attack's first `rows` samples: the clean image, the
+/// adversarial image and their difference (amplified), each captioned with
+/// the model's class and confidence, the label and, for targeted attacks,
+/// the target. `x0` and `adv` hold whole batches of the model's input shape.
+pub fn attack_gallery(
+    gpu: &Gpu,
+    model: &Model,
+    x0: &[f32],
+    adv: &[f32],
+    labels: &[u32],
+    targets: Option<&[u32]>,
+    rows: usize,
+) -> Result<Gallery> {
+    let d = model.input_len();
+    let rows = rows.min(labels.len());
+    if x0.len() < rows * d || adv.len() < rows * d || targets.is_some_and(|t| t.len() < rows) {
+        return Err(Error::Shape {
+            what: "attack gallery".into(),
+            expected: format!("{rows} images of {d} values, labels and targets"),
+            got: format!("{} clean and {} adversarial values", x0.len(), adv.len()),
+        });
+    }
+    let classifier = Classifier::new(gpu, model, rows.max(1))?;
+    let k = model.num_classes();
+    let clean_p = classifier.probabilities(&x0[..rows * d])?;
+    let adv_p = classifier.probabilities(&adv[..rows * d])?;
+    let top = |p: &[f32]| {
+        let c = argmax(p);
+        format!("{} ({:.0}%)", model.class_name(c), 100.0 * p[c])
+    };
+
+    let mut gallery = Gallery::new(vec![
+        "clean".into(),
+        "adversarial".into(),
+        "perturbation".into(),
+    ]);
+    gallery.legends.push(PERTURBATION_LEGEND);
+    for i in 0..rows {
+        let (c, a) = (&x0[i * d..(i + 1) * d], &adv[i * d..(i + 1) * d]);
+        let max = c
+            .iter()
+            .zip(a)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        let aim = match targets {
+            Some(t) => format!(" (target {})", model.class_name(t[i] as usize)),
+            None => String::new(),
+        };
+        let label = model.class_name(labels[i] as usize);
+        gallery.push_row(vec![
+            Tile::image(
+                c,
+                model.input_shape,
+                format!("label {label} | {}", top(&clean_p[i * k..(i + 1) * k])),
+            ),
+            Tile::image(
+                a,
+                model.input_shape,
+                format!("{}{aim}", top(&adv_p[i * k..(i + 1) * k])),
+            ),
+            Tile::perturbation(a, c, model.input_shape, format!("max |change| {max:.3}")),
+        ]);
+    }
+    Ok(gallery)
 }
