@@ -126,7 +126,7 @@ fn every_method_matches_the_cpu_reference() {
 }
 
 #[test]
-fn guided_backprop_differs_from_the_gradient_and_has_no_negative_values_after_the_first_relu() {
+fn guided_backprop_differs_from_the_gradient() {
     // With a ReLU right before the last linear layer, guided backprop drops
     // negative gradients there, so the two maps must differ somewhere.
     let model = small_model(5);
@@ -475,4 +475,47 @@ fn mass_share_sums_magnitudes_over_channels_on_the_given_pixels() {
         0.0,
         "all-zero map"
     );
+}
+
+#[test]
+fn a_saliency_tile_saturates_at_the_99th_percentile() {
+    // 200 values 0..199: the 99th percentile is 197, so 197..199 share the
+    // top colour and 98 sits near the middle of the map.
+    let heat: Vec<f32> = (0..200).map(|v| v as f32).collect();
+    let image = vec![0.0; 200];
+    let tile = advgpu::report::gallery::Tile::saliency(&image, [1, 10, 20], &heat, "s");
+    let px = |i: u32| tile.pixels.get_pixel(i % 20, i / 20).0;
+    assert_eq!(px(197), px(199), "saturated at the top");
+    assert_ne!(px(196), px(197));
+    assert_ne!(px(98), px(0));
+    let luma = |p: [u8; 3]| p.iter().map(|v| u32::from(*v)).sum::<u32>();
+    assert!(luma(px(0)) < luma(px(98)) && luma(px(98)) < luma(px(199)));
+}
+
+#[test]
+fn the_saliency_gallery_has_a_column_per_method_and_refuses_short_maps() {
+    let model = small_model(19);
+    let x = random(N * D, 20, 0.0, 1.0);
+    let o = Options::default();
+    let grad = explain::explain(gpu(), &model, &Gradient, &x, &o, |_| {}).unwrap();
+    let ig = explain::explain(
+        gpu(),
+        &model,
+        &IntegratedGradients::default(),
+        &x,
+        &o,
+        |_| {},
+    )
+    .unwrap();
+    let maps = [("gradient", &grad), ("integrated-gradients", &ig)];
+    let g = explain::saliency_gallery(&model, &x, Some(&[1, 2, 3]), &maps, 12).unwrap();
+    assert_eq!(g.columns, vec!["image", "gradient", "integrated-gradients"]);
+    assert_eq!(g.rows.len(), N);
+    assert!(g.rows[0][0].caption.starts_with("label 1 | pred "));
+    assert!(g.rows[0][2].caption.contains("f(x)-f(b)"));
+    let one = explain::explain(gpu(), &model, &Gradient, &x[..D], &o, |_| {}).unwrap();
+    assert!(matches!(
+        explain::saliency_gallery(&model, &x, None, &[("gradient", &one)], 12),
+        Err(Error::Shape { .. })
+    ));
 }

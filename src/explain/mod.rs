@@ -39,6 +39,7 @@
 
 pub mod confounder;
 pub mod engine;
+mod gallery;
 mod gradient;
 mod integrated;
 mod occlusion;
@@ -46,6 +47,7 @@ pub mod reference;
 mod smoothgrad;
 
 pub use engine::SaliencyEngine;
+pub use gallery::saliency_gallery;
 pub use gradient::{Gradient, GradientXInput, GuidedBackprop};
 pub use integrated::IntegratedGradients;
 pub use occlusion::Occlusion;

@@ -5,10 +5,8 @@ use std::time::Instant;
 
 use advgpu::data::images::load_image;
 use advgpu::data::Digits;
-use advgpu::explain::{self, magnitude, Attributions, ClassChoice, Method, Options, Settings};
-use advgpu::nn::infer::softmax;
+use advgpu::explain::{self, saliency_gallery, Attributions, ClassChoice, Options, Settings};
 use advgpu::nn::Model;
-use advgpu::report::gallery::{Gallery, Tile, SALIENCY_LEGEND};
 use anyhow::{Context, Result};
 use serde_json::json;
 
@@ -118,7 +116,12 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating --out {}", args.out.display()))?;
     let gallery_path = args.out.join("gallery.png");
-    gallery(&model, &x, labels.as_deref(), &methods, &results)
+    let maps: Vec<(&str, &Attributions)> = methods
+        .iter()
+        .zip(&results)
+        .map(|(m, (a, _))| (m.name(), a))
+        .collect();
+    saliency_gallery(&model, &x, labels.as_deref(), &maps, GALLERY_ROWS)?
         .save(&gallery_path)
         .context("writing the gallery")?;
 
@@ -212,57 +215,4 @@ fn inputs(model: &Model, files: &[PathBuf], n: usize) -> Result<(Vec<f32>, Optio
         x.extend(load_image(f, model.input_shape).context("reading an image to explain")?);
     }
     Ok((x, None))
-}
-
-/// One row per image: the image with its prediction, then each method's map.
-fn gallery(
-    model: &Model,
-    x: &[f32],
-    labels: Option<&[u8]>,
-    methods: &[Box<dyn Method>],
-    results: &[(Attributions, f64)],
-) -> Gallery {
-    let shape = model.input_shape;
-    let d = model.input_len();
-    let mut columns = vec!["image".to_string()];
-    columns.extend(methods.iter().map(|m| m.name().to_string()));
-    let mut gallery = Gallery::new(columns);
-    gallery.legends.push(SALIENCY_LEGEND);
-    let Some((first, _)) = results.first() else {
-        return gallery;
-    };
-    let k = model.num_classes();
-    for i in 0..first.len().min(GALLERY_ROWS) {
-        let image = &x[i * d..(i + 1) * d];
-        let p = softmax(&first.logits[i * k..(i + 1) * k]);
-        let pred = advgpu::nn::infer::argmax(&p);
-        let mut caption = format!("pred {} ({:.0}%)", model.class_name(pred), 100.0 * p[pred]);
-        if let Some(l) = labels {
-            caption = format!("label {} | {caption}", l[i]);
-        }
-        let mut row = vec![Tile::image(image, shape, caption)];
-        for (a, _) in results {
-            let c = a.classes[i] as usize;
-            // Integrated Gradients shows its completeness; the others their range.
-            let detail = match &a.baseline_scores {
-                Some(base) => format!(
-                    "sum {:.2}, f(x)-f(b) {:.2}",
-                    a.map(i).iter().sum::<f32>(),
-                    a.scores[i] - base[i]
-                ),
-                None => format!(
-                    "max |a| {:.3}",
-                    a.map(i).iter().fold(0.0f32, |m, v| m.max(v.abs()))
-                ),
-            };
-            row.push(Tile::saliency(
-                image,
-                shape,
-                &magnitude(a.map(i), shape),
-                format!("class {} | {detail}", model.class_name(c)),
-            ));
-        }
-        gallery.push_row(row);
-    }
-    gallery
 }
