@@ -39,6 +39,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         "attack_step",
         include_str!("../../shaders/attack_step.wgsl"),
     ),
+    ("explain", include_str!("../../shaders/explain.wgsl")),
 ];
 
 const INCLUDE_RNG: &str = "// #include rng";

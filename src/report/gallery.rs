@@ -64,6 +64,18 @@ pub const HEATMAP_LEGEND: Legend = Legend {
     title: "attribution |a|, scaled to each tile's largest value",
 };
 
+/// The colour legend of saliency tiles ([`Tile::saliency`]): inferno,
+/// perceptually uniform, saturating at the tile's 99th percentile.
+pub const SALIENCY_LEGEND: Legend = Legend {
+    gradient: colorous::INFERNO,
+    low: "0",
+    high: "99th percentile and above",
+    title: "attribution |a|, scaled to each tile's 99th percentile",
+};
+
+/// The share of a saliency tile's values below its top colour.
+const SALIENCY_PERCENTILE: f64 = 0.99;
+
 /// An RGB colour of `gradient` at `t` in [0, 1] (clamped).
 pub fn color(gradient: colorous::Gradient, t: f32) -> [u8; 3] {
     let c = gradient.eval_continuous(f64::from(t.clamp(0.0, 1.0)));
@@ -123,24 +135,46 @@ impl Tile {
         heat: &[f32],
         caption: impl Into<String>,
     ) -> Tile {
-        let [_, h, w] = shape;
         let max = heat.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let scale = if max > 0.0 { 1.0 / max } else { 0.0 };
-        // A faint copy of the image stays visible under the colours.
-        const IMAGE_WEIGHT: f32 = 0.25;
-        let pixels = RgbImage::from_fn(w as u32, h as u32, |x, y| {
-            let i = y as usize * w + x as usize;
-            let c = color(HEATMAP_LEGEND.gradient, heat[i].abs() * scale);
-            let g = grey(image, shape, i).clamp(0.0, 1.0) * 255.0;
-            let mix =
-                |v: u8| (f32::from(v) * (1.0 - IMAGE_WEIGHT) + g * IMAGE_WEIGHT).round() as u8;
-            Rgb([mix(c[0]), mix(c[1]), mix(c[2])])
-        });
-        Tile {
-            pixels,
-            caption: caption.into(),
-        }
+        heat_tile(image, shape, heat, max, caption.into())
     }
+
+    /// As [`Tile::heatmap`], but bright yellow from the tile's 99th
+    /// percentile of `|heat|` up (the largest value where that percentile is
+    /// zero), as saliency maps are usually shown: a gradient's few extreme
+    /// pixels would otherwise leave the rest of the map black.
+    pub fn saliency(
+        image: &[f32],
+        shape: [usize; 3],
+        heat: &[f32],
+        caption: impl Into<String>,
+    ) -> Tile {
+        let mut sorted: Vec<f32> = heat.iter().map(|v| v.abs()).collect();
+        sorted.sort_by(f32::total_cmp);
+        let at = ((sorted.len().max(1) - 1) as f64 * SALIENCY_PERCENTILE).round() as usize;
+        let top = match sorted.get(at) {
+            Some(v) if *v > 0.0 => *v,
+            _ => sorted.last().copied().unwrap_or(0.0),
+        };
+        heat_tile(image, shape, heat, top, caption.into())
+    }
+}
+
+/// `|heat|` through the inferno map, reaching its top at `top`, blended over
+/// a faint copy of the image.
+fn heat_tile(image: &[f32], shape: [usize; 3], heat: &[f32], top: f32, caption: String) -> Tile {
+    let [_, h, w] = shape;
+    let scale = if top > 0.0 { 1.0 / top } else { 0.0 };
+    // A faint copy of the image stays visible under the colours.
+    const IMAGE_WEIGHT: f32 = 0.25;
+    let pixels = RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let i = y as usize * w + x as usize;
+        let c = color(HEATMAP_LEGEND.gradient, heat[i].abs() * scale);
+        let g = grey(image, shape, i).clamp(0.0, 1.0) * 255.0;
+        let mix = |v: u8| (f32::from(v) * (1.0 - IMAGE_WEIGHT) + g * IMAGE_WEIGHT).round() as u8;
+        Rgb([mix(c[0]), mix(c[1]), mix(c[2])])
+    });
+    Tile { pixels, caption }
 }
 
 /// A grid of tiles: one title per column, rows of tiles, optional legends.
