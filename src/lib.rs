@@ -56,6 +56,7 @@ pub mod attack;
 pub mod bench;
 pub mod data;
 pub mod error;
+pub mod explain;
 pub mod gpu;
 pub mod nn;
 pub mod report;

@@ -45,6 +45,8 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--target", choices=["next"], default=None,
+                        help="targeted towards (label + 1) mod 10, like advgpu's --target next")
     args = parser.parse_args()
     if args.n < 1 or args.batch < 1 or args.steps < 1:
         parser.error("--n, --batch and --steps must be at least 1")
@@ -61,6 +63,9 @@ def main():
     x = x.repeat(reps, 1, 1, 1)[: args.n].to(device)
     labels = labels.repeat(reps)[: args.n].to(device)
     attack = torchattacks.PGD(model, eps=args.eps, alpha=args.alpha, steps=args.steps, random_start=True)
+    classes = len(model.classes) if model.classes else 10
+    if args.target == "next":
+        attack.set_mode_targeted_by_function(lambda images, labels: (labels + 1) % classes)
 
     with torch.no_grad():
         clean = torch.cat([model(x[i:i + args.batch]).argmax(1) for i in range(0, args.n, args.batch)])
@@ -89,7 +94,9 @@ def main():
         "n": args.n,
         "clean_accuracy": float((clean == labels).float().mean()),
         "robust_accuracy": float((pred == labels).float().mean()),
-        "success_rate": float((pred != labels).float().mean()),
+        "success_rate": float((pred == (labels + 1) % classes).float().mean()) if args.target
+        else float((pred != labels).float().mean()),
+        "targeted": args.target is not None,
         "linf_mean": float(linf.mean()),
         "linf_max": float(linf.max()),
         "l2_mean": float(l2.mean()),

@@ -44,6 +44,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         "patch_update",
         include_str!("../../shaders/patch_update.wgsl"),
     ),
+    ("explain", include_str!("../../shaders/explain.wgsl")),
 ];
 
 const INCLUDE_RNG: &str = "// #include rng";

@@ -46,11 +46,14 @@ pub struct ConvParams {
 }
 
 impl ConvParams {
-    /// The shape as an autotune key.
+    /// The shape as an autotune key. The batch enters rounded up to a power
+    /// of two: the faster variant hardly depends on it, and plans of many
+    /// nearby batch sizes (saliency, the last partial batch) then share one
+    /// timing.
     fn key(&self, op: &str) -> String {
         format!(
-            "{op} n{} c{}x{}x{} -> c{}x{}x{} k{} s{} p{}",
-            self.batch,
+            "{op} n<={} c{}x{}x{} -> c{}x{}x{} k{} s{} p{}",
+            self.batch.next_power_of_two(),
             self.in_c,
             self.in_h,
             self.in_w,
@@ -115,10 +118,15 @@ impl GemmParams {
         2 * u64::from(self.m) * u64::from(self.n) * u64::from(self.k)
     }
 
+    /// The shape as an autotune key: each size rounded up to a power of two
+    /// (one of them is the batch), the layout exactly.
     fn key(&self, op: &str) -> String {
+        let layout = [self.a_ms, self.a_ks, self.b_ks, self.b_ns].map(|s| s == 1);
         format!(
-            "{op} {}x{}x{} a{},{} b{},{}",
-            self.m, self.n, self.k, self.a_ms, self.a_ks, self.b_ks, self.b_ns
+            "{op} <={}x{}x{} unit strides {layout:?}",
+            self.m.next_power_of_two(),
+            self.n.next_power_of_two(),
+            self.k.next_power_of_two()
         )
     }
 }

@@ -9,7 +9,10 @@ use std::path::Path;
 
 use image::{Rgb, RgbImage};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::infer::argmax;
+use crate::nn::{Classifier, Model};
 use crate::report::{save_rgb, text};
 
 /// Tiles are scaled up until they are at least this many pixels high.
@@ -60,6 +63,18 @@ pub const HEATMAP_LEGEND: Legend = Legend {
     high: "largest",
     title: "attribution |a|, scaled to each tile's largest value",
 };
+
+/// The colour legend of saliency tiles ([`Tile::saliency`]): inferno,
+/// perceptually uniform, saturating at the tile's 99th percentile.
+pub const SALIENCY_LEGEND: Legend = Legend {
+    gradient: colorous::INFERNO,
+    low: "0",
+    high: "99th percentile and above",
+    title: "attribution |a|, scaled to each tile's 99th percentile",
+};
+
+/// The share of a saliency tile's values below its top colour.
+const SALIENCY_PERCENTILE: f64 = 0.99;
 
 /// An RGB colour of `gradient` at `t` in [0, 1] (clamped).
 pub fn color(gradient: colorous::Gradient, t: f32) -> [u8; 3] {
@@ -120,24 +135,46 @@ impl Tile {
         heat: &[f32],
         caption: impl Into<String>,
     ) -> Tile {
-        let [_, h, w] = shape;
         let max = heat.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let scale = if max > 0.0 { 1.0 / max } else { 0.0 };
-        // A faint copy of the image stays visible under the colours.
-        const IMAGE_WEIGHT: f32 = 0.25;
-        let pixels = RgbImage::from_fn(w as u32, h as u32, |x, y| {
-            let i = y as usize * w + x as usize;
-            let c = color(HEATMAP_LEGEND.gradient, heat[i].abs() * scale);
-            let g = grey(image, shape, i).clamp(0.0, 1.0) * 255.0;
-            let mix =
-                |v: u8| (f32::from(v) * (1.0 - IMAGE_WEIGHT) + g * IMAGE_WEIGHT).round() as u8;
-            Rgb([mix(c[0]), mix(c[1]), mix(c[2])])
-        });
-        Tile {
-            pixels,
-            caption: caption.into(),
-        }
+        heat_tile(image, shape, heat, max, caption.into())
     }
+
+    /// As [`Tile::heatmap`], but bright yellow from the tile's 99th
+    /// percentile of `|heat|` up (the largest value where that percentile is
+    /// zero), as saliency maps are usually shown: a gradient's few extreme
+    /// pixels would otherwise leave the rest of the map black.
+    pub fn saliency(
+        image: &[f32],
+        shape: [usize; 3],
+        heat: &[f32],
+        caption: impl Into<String>,
+    ) -> Tile {
+        let mut sorted: Vec<f32> = heat.iter().map(|v| v.abs()).collect();
+        sorted.sort_by(f32::total_cmp);
+        let at = ((sorted.len().max(1) - 1) as f64 * SALIENCY_PERCENTILE).round() as usize;
+        let top = match sorted.get(at) {
+            Some(v) if *v > 0.0 => *v,
+            _ => sorted.last().copied().unwrap_or(0.0),
+        };
+        heat_tile(image, shape, heat, top, caption.into())
+    }
+}
+
+/// `|heat|` through the inferno map, reaching its top at `top`, blended over
+/// a faint copy of the image.
+fn heat_tile(image: &[f32], shape: [usize; 3], heat: &[f32], top: f32, caption: String) -> Tile {
+    let [_, h, w] = shape;
+    let scale = if top > 0.0 { 1.0 / top } else { 0.0 };
+    // A faint copy of the image stays visible under the colours.
+    const IMAGE_WEIGHT: f32 = 0.25;
+    let pixels = RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let i = y as usize * w + x as usize;
+        let c = color(HEATMAP_LEGEND.gradient, heat[i].abs() * scale);
+        let g = grey(image, shape, i).clamp(0.0, 1.0) * 255.0;
+        let mix = |v: u8| (f32::from(v) * (1.0 - IMAGE_WEIGHT) + g * IMAGE_WEIGHT).round() as u8;
+        Rgb([mix(c[0]), mix(c[1]), mix(c[2])])
+    });
+    Tile { pixels, caption }
 }
 
 /// A grid of tiles: one title per column, rows of tiles, optional legends.
@@ -282,4 +319,70 @@ fn draw_legend(img: &mut RgbImage, legend: &Legend, left: u32, top: u32) {
         CAPTION_PX - 2.0,
         INK,
     );
+}
+
+/// A gallery of an attack's first `rows` samples: the clean image, the
+/// adversarial image and their difference (amplified), each captioned with
+/// the model's class and confidence, the label and, for targeted attacks,
+/// the target. `x0` and `adv` hold whole batches of the model's input shape.
+pub fn attack_gallery(
+    gpu: &Gpu,
+    model: &Model,
+    x0: &[f32],
+    adv: &[f32],
+    labels: &[u32],
+    targets: Option<&[u32]>,
+    rows: usize,
+) -> Result<Gallery> {
+    let d = model.input_len();
+    let rows = rows.min(labels.len());
+    if x0.len() < rows * d || adv.len() < rows * d || targets.is_some_and(|t| t.len() < rows) {
+        return Err(Error::Shape {
+            what: "attack gallery".into(),
+            expected: format!("{rows} images of {d} values, labels and targets"),
+            got: format!("{} clean and {} adversarial values", x0.len(), adv.len()),
+        });
+    }
+    let classifier = Classifier::new(gpu, model, rows.max(1))?;
+    let k = model.num_classes();
+    let clean_p = classifier.probabilities(&x0[..rows * d])?;
+    let adv_p = classifier.probabilities(&adv[..rows * d])?;
+    let top = |p: &[f32]| {
+        let c = argmax(p);
+        format!("{} ({:.0}%)", model.class_name(c), 100.0 * p[c])
+    };
+
+    let mut gallery = Gallery::new(vec![
+        "clean".into(),
+        "adversarial".into(),
+        "perturbation".into(),
+    ]);
+    gallery.legends.push(PERTURBATION_LEGEND);
+    for i in 0..rows {
+        let (c, a) = (&x0[i * d..(i + 1) * d], &adv[i * d..(i + 1) * d]);
+        let max = c
+            .iter()
+            .zip(a)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        let aim = match targets {
+            Some(t) => format!(" (target {})", model.class_name(t[i] as usize)),
+            None => String::new(),
+        };
+        let label = model.class_name(labels[i] as usize);
+        gallery.push_row(vec![
+            Tile::image(
+                c,
+                model.input_shape,
+                format!("label {label} | {}", top(&clean_p[i * k..(i + 1) * k])),
+            ),
+            Tile::image(
+                a,
+                model.input_shape,
+                format!("{}{aim}", top(&adv_p[i * k..(i + 1) * k])),
+            ),
+            Tile::perturbation(a, c, model.input_shape, format!("max |change| {max:.3}")),
+        ]);
+    }
+    Ok(gallery)
 }

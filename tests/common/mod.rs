@@ -8,16 +8,23 @@ use std::sync::OnceLock;
 use advgpu::gpu::{Gpu, GpuOptions, KernelChoice, Variant};
 use rand::{Rng, SeedableRng};
 
-/// The GPU for this test binary, created once: kernels as `ADVGPU_KERNELS`
-/// says (default: autotuned), decisions kept in memory only, so that tests
-/// never touch the user's cache file.
+/// The GPU for this test binary, created once. Kernels are the register
+/// variant unless `ADVGPU_KERNELS` says otherwise: autotuning every shape
+/// the tests use would cost more time than the tests, and the variants and
+/// the tuner have tests of their own (`layers.rs`, `kernels.rs`). Tuning
+/// decisions stay in memory, so tests never touch the user's cache file.
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
     GPU.get_or_init(|| {
         let _ = env_logger::builder().is_test(true).try_init();
+        let mut options =
+            GpuOptions::from_env().expect("ADVGPU_KERNELS is auto, register or tiled");
+        if std::env::var_os(advgpu::gpu::tune::KERNELS_ENV).is_none() {
+            options.kernels = KernelChoice::Force(Variant::Register);
+        }
         let options = GpuOptions {
             tune_cache: None,
-            ..GpuOptions::from_env().expect("ADVGPU_KERNELS is auto, register or tiled")
+            ..options
         };
         Gpu::new_blocking(&options)
             .expect("a GPU adapter (on Linux: apt-get install mesa-vulkan-drivers)")

@@ -7,7 +7,7 @@ use advgpu::data::images::{load_image, save_png};
 use advgpu::data::Digits;
 use advgpu::gpu::Gpu;
 use advgpu::nn::{Classifier, Model};
-use advgpu::report::gallery::{Gallery, Tile};
+use advgpu::report::gallery::attack_gallery;
 use anyhow::{Context, Result};
 use serde_json::json;
 
@@ -57,10 +57,10 @@ pub struct Args {
 #[derive(clap::Args)]
 pub struct SettingsArgs {
     /// Radius of the perturbation ball (default: 8/255 for L-inf, 1.0 for L2).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub eps: Option<f32>,
     /// Step size (default: 2/255 for L-inf, 0.2 for L2).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f32>,
     /// Steps (default 10).
     #[arg(long)]
@@ -69,7 +69,7 @@ pub struct SettingsArgs {
     #[arg(long)]
     pub restarts: Option<usize>,
     /// Momentum decay (mifgsm; default 1.0).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub mu: Option<f32>,
 }
 
@@ -211,8 +211,8 @@ pub fn inputs(
     Ok((x, labels))
 }
 
-/// Clean image, adversarial image and the amplified perturbation per row,
-/// captioned with the model's class and confidence.
+/// The gallery of the first rows of an attack (see
+/// `advgpu::report::gallery::attack_gallery`), written to `path`.
 pub fn write_gallery(
     gpu: &Gpu,
     model: &Model,
@@ -222,51 +222,7 @@ pub fn write_gallery(
     targets: Option<&[u32]>,
     path: &Path,
 ) -> Result<()> {
-    let d = model.input_len();
     let rows = labels.len().min(GALLERY_ROWS);
-    let classifier = Classifier::new(gpu, model, rows.max(1))?;
-    let k = model.num_classes();
-    let clean_p = classifier.probabilities(&x0[..rows * d])?;
-    let adv_p = classifier.probabilities(&adv[..rows * d])?;
-    let top = |p: &[f32]| {
-        let c = advgpu::nn::infer::argmax(p);
-        format!("{} ({:.0}%)", model.class_name(c), 100.0 * p[c])
-    };
-
-    let mut gallery = Gallery::new(vec![
-        "clean".into(),
-        "adversarial".into(),
-        "perturbation".into(),
-    ]);
-    for i in 0..rows {
-        let (c, a) = (&x0[i * d..(i + 1) * d], &adv[i * d..(i + 1) * d]);
-        let max = c
-            .iter()
-            .zip(a)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f32::max);
-        let aim = match targets {
-            Some(t) => format!(" -> {}", model.class_name(t[i] as usize)),
-            None => String::new(),
-        };
-        gallery.push_row(vec![
-            Tile::image(
-                c,
-                model.input_shape,
-                format!(
-                    "label {} | {}",
-                    model.class_name(labels[i] as usize),
-                    top(&clean_p[i * k..(i + 1) * k])
-                ),
-            ),
-            Tile::image(
-                a,
-                model.input_shape,
-                format!("{}{aim}", top(&adv_p[i * k..(i + 1) * k])),
-            ),
-            Tile::perturbation(a, c, model.input_shape, format!("max {max:.3}")),
-        ]);
-    }
-    gallery.save(path)?;
+    attack_gallery(gpu, model, x0, adv, labels, targets, rows)?.save(path)?;
     Ok(())
 }

@@ -3,12 +3,14 @@
 mod attack;
 mod bench;
 mod common;
+mod confounder;
 mod demo;
 mod eval;
 mod info;
 mod patch;
 mod predict;
 mod robustness;
+mod saliency;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +52,12 @@ enum Command {
     Patch(patch::Args),
     /// PGD on a few bundled digits: the quickest look at what advgpu does.
     Demo(demo::Args),
+    /// Saliency maps (gradient, SmoothGrad, Integrated Gradients, occlusion, ...)
+    /// of image files or held-out digits, in one gallery.
+    Saliency(saliency::Args),
+    /// A clean and a confounded model side by side: accuracy with and without
+    /// the spurious square, and the share of saliency on it.
+    Confounder(confounder::Args),
     /// Attack throughput on this GPU, comparable across machines (--json, --compare).
     Bench(bench::Args),
 }
@@ -71,6 +79,8 @@ fn main() {
         Command::Robustness(a) => robustness::run(&gpu, a),
         Command::Patch(a) => patch::run(&gpu, a),
         Command::Demo(a) => demo::run(&gpu, a),
+        Command::Saliency(a) => saliency::run(&gpu, a),
+        Command::Confounder(a) => confounder::run(&gpu, a),
         Command::Bench(a) => bench::run(&gpu, a),
     };
     if let Err(e) = result {

@@ -115,7 +115,7 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
     let mut plot = LinePlot::new(
         format!("{} on {} held-out digits", args.method, labels.len()),
         "eps".into(),
-        "accuracy".into(),
+        "share of the digits".into(),
     );
     plot.y_range = Some((0.0, 1.0));
     plot.series.push(Series {
