@@ -177,3 +177,73 @@ fn a_missing_adapter_is_named_with_the_fix() {
         "{err}"
     );
 }
+
+#[test]
+fn patch_writes_the_patch_a_gallery_a_size_plot_and_the_success_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "patch",
+        "--target",
+        "3",
+        "--size",
+        "4,6",
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--n",
+        "50",
+        "--placements",
+        "1",
+        "--out",
+        "p",
+        "--json",
+    ];
+    let v = json(&advgpu(&args, dir.path()));
+    assert_eq!(v["target"], 3);
+    let sizes = v["results"].as_array().expect("results per size");
+    assert_eq!(sizes.len(), 2);
+    for s in sizes {
+        let rate = s["success_rate"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&rate), "success rate {rate}");
+    }
+    for f in [
+        "p/patch_4.png",
+        "p/patch_6.png",
+        "p/patch_gallery_6.png",
+        "p/patch_success_by_size.png",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    let (w, h) = image::image_dimensions(dir.path().join("p/patch_6.png")).unwrap();
+    assert_eq!((w, h), (72, 72), "6 patch pixels at 12 screen pixels each");
+
+    let err = refused(&advgpu(
+        &["patch", "--scale", "2,1", "--steps", "1"],
+        dir.path(),
+    ));
+    assert!(err.contains("scale") && err.contains('2'), "{err}");
+    let err = refused(&advgpu(
+        &["patch", "--size", "40", "--steps", "1"],
+        dir.path(),
+    ));
+    assert!(err.contains("40"), "{err}");
+    let err = refused(&advgpu(&["patch", "--optimizer", "lbfgs"], dir.path()));
+    assert!(err.contains("lbfgs"), "{err}");
+}
+
+#[test]
+fn attack_masked_runs_with_the_bundled_eyeglasses_and_names_a_missing_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "attack", "masked", "--n", "3", "--steps", "3", "--out", "m", "--json",
+    ];
+    let v = json(&advgpu(&args, dir.path()));
+    assert_eq!(v["n"], 3);
+    assert!(dir.path().join("m/gallery.png").is_file());
+    let err = refused(&advgpu(
+        &["attack", "masked", "--mask", "no-such-mask.png", "--n", "2"],
+        dir.path(),
+    ));
+    assert!(err.contains("no-such-mask.png"), "{err}");
+}

@@ -20,7 +20,8 @@
 //!
 //! [`evaluate`] measures the success rate on images the patch was not trained
 //! on, over fresh random placements, at each scale; [`apply`] pastes a patch
-//! for pictures. [`reference`] has the CPU version of every rule.
+//! for pictures, [`gallery`] draws them. [`reference`] has the CPU version
+//! of every rule.
 //!
 //! ```no_run
 //! use advgpu::attack::patch::{self, PatchConfig, EvalConfig};
@@ -39,6 +40,7 @@
 //! ```
 
 mod engine;
+pub mod gallery;
 pub mod reference;
 
 use std::path::Path;

@@ -4,13 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use advgpu::attack::patch::{
-    self, EvalConfig, Evaluation, Optimizer, Patch, PatchConfig, Placement, Shape,
+    self, gallery, EvalConfig, Evaluation, Optimizer, Patch, PatchConfig, Placement, Shape,
 };
-use advgpu::data::images::to_rgb_image;
 use advgpu::data::Digits;
 use advgpu::gpu::Gpu;
-use advgpu::nn::{infer, Classifier, Model};
-use advgpu::report::gallery::{Gallery, Tile};
 use advgpu::report::plot::{LinePlot, Series};
 use advgpu::report::save_rgb;
 use anyhow::{Context, Result};
@@ -67,6 +64,9 @@ pub struct Args {
     /// Scales to measure success at (default: the training range's ends and middle).
     #[arg(long, value_delimiter = ',')]
     eval_scales: Option<Vec<f32>>,
+    /// Held-out digits to measure on (default: all 1,000).
+    #[arg(long)]
+    n: Option<usize>,
     /// Fresh random placements per held-out digit and scale.
     #[arg(long, default_value_t = 4)]
     placements: usize,
@@ -120,7 +120,11 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
     let model = load_model(&args.model)?;
     let gpu = choice.open()?;
     let digits = Digits::bundled()?;
-    let (train, held) = (digits.train(), digits.held_out());
+    let (train, mut held) = (digits.train(), digits.held_out());
+    if let Some(n) = args.n {
+        anyhow::ensure!(n > 0, "--n 0: expected at least one held-out digit");
+        held = held.slice(0..n);
+    }
     let held_labels = held.labels_u32();
 
     std::fs::create_dir_all(&args.out)
@@ -175,23 +179,28 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
         );
 
         let patch_png = args.out.join(format!("patch_{size}.png"));
-        save_zoomed(&trained.patch, &patch_png)?;
+        save_rgb(&gallery::zoomed(&trained.patch, PATCH_ZOOM), &patch_png)?;
         let gallery_png = args.out.join(format!("patch_gallery_{size}.png"));
-        write_gallery(
+        let at = Placement {
+            scale_min: eval_scales[0],
+            scale_max: eval_scales[0],
+            rotation: args.rotation,
+            subpixel: args.subpixel,
+        };
+        let title = format!("patch for {}", model.class_name(args.target as usize));
+        let patches = [(title.as_str(), &trained.patch), ("noise patch", &noise)];
+        gallery::patch_gallery(
             &gpu,
             &model,
-            &held,
+            &held.images,
+            &held_labels,
             args.target,
-            [&trained.patch, &noise],
-            &Placement {
-                scale_min: eval_scales[0],
-                scale_max: eval_scales[0],
-                rotation: args.rotation,
-                subpixel: args.subpixel,
-            },
+            patches,
+            &at,
             args.seed,
-            &gallery_png,
-        )?;
+            GALLERY_ROWS,
+        )?
+        .save(&gallery_png)?;
         results.push(SizeResult {
             size,
             patch: patch_eval,
@@ -313,84 +322,6 @@ fn json_report(
         value["plot"] = json!(p.display().to_string());
     }
     value
-}
-
-/// The patch as people see it on an image (black outside its shape), enlarged.
-fn save_zoomed(p: &Patch, path: &Path) -> Result<()> {
-    let small = to_rgb_image(&p.visible(), [p.channels, p.height, p.width]);
-    let big = image::imageops::resize(
-        &small,
-        p.width as u32 * PATCH_ZOOM,
-        p.height as u32 * PATCH_ZOOM,
-        image::imageops::FilterType::Nearest,
-    );
-    Ok(save_rgb(&big, path)?)
-}
-
-/// Clean held-out digits (not of the target), the same digits with the
-/// trained patch and with the noise patch, each with the model's class.
-#[allow(clippy::too_many_arguments)]
-fn write_gallery(
-    gpu: &Gpu,
-    model: &Model,
-    held: &Digits,
-    target: u32,
-    patches: [&Patch; 2],
-    placement: &Placement,
-    seed: u64,
-    path: &Path,
-) -> Result<()> {
-    let d = model.input_len();
-    let shown: Vec<usize> = (0..held.len())
-        .filter(|&i| u32::from(held.labels[i]) != target)
-        .take(GALLERY_ROWS)
-        .collect();
-    let clean: Vec<f32> = shown.iter().flat_map(|&i| held.image(i).to_vec()).collect();
-    let with_patch = patch::apply(gpu, model, patches[0], &clean, placement, seed)?;
-    let with_noise = patch::apply(gpu, model, patches[1], &clean, placement, seed)?;
-
-    let classifier = Classifier::new(gpu, model, shown.len().max(1))?;
-    let k = model.num_classes();
-    let caption = |probs: &[f32], i: usize| {
-        let p = &probs[i * k..(i + 1) * k];
-        let c = infer::argmax(p);
-        format!("{} ({:.0}%)", model.class_name(c), 100.0 * p[c])
-    };
-    let probs = [
-        classifier.probabilities(&clean)?,
-        classifier.probabilities(&with_patch.images)?,
-        classifier.probabilities(&with_noise.images)?,
-    ];
-    let mut gallery = Gallery::new(vec![
-        "clean".into(),
-        format!("patch for {}", model.class_name(target as usize)),
-        "noise patch".into(),
-    ]);
-    for (row, &i) in shown.iter().enumerate() {
-        let slice = |x: &[f32]| x[row * d..(row + 1) * d].to_vec();
-        gallery.push_row(vec![
-            Tile::image(
-                &slice(&clean),
-                model.input_shape,
-                format!(
-                    "label {} | {}",
-                    model.class_name(usize::from(held.labels[i])),
-                    caption(&probs[0], row)
-                ),
-            ),
-            Tile::image(
-                &slice(&with_patch.images),
-                model.input_shape,
-                caption(&probs[1], row),
-            ),
-            Tile::image(
-                &slice(&with_noise.images),
-                model.input_shape,
-                caption(&probs[2], row),
-            ),
-        ]);
-    }
-    Ok(gallery.save(path)?)
 }
 
 /// Success against patch size: one line per evaluation scale, and noise.
