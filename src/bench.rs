@@ -11,6 +11,7 @@
 //! | `forward_backward` | forward, loss, backward to the input | batch |
 //! | `pgd_step` | one PGD L-inf step (forward, loss, backward, update, projection) | batch |
 //! | `pgd10` | a whole 10-step PGD attack: upload, start, 10 steps, keep-best, readback | 10 x batch |
+//! | `patch_step` | one step of universal-patch training: draw placements, paste a 14x14 patch, forward, loss, backward, gradient to the patch, Adam | batch |
 //!
 //! Each case is run once to warm up, then [`BenchConfig::reps`] times; the
 //! report gives the median, minimum and maximum seconds per run.
@@ -21,8 +22,9 @@
 //! gradient with respect to a layer's input is counted as the same number
 //! again (for conv2d and linear that is exact: every multiply-add of the
 //! forward pass has one in the input gradient). The loss and the attack's
-//! own update (a few operations per pixel, under 0.1% of the total) are not
-//! counted. `gflops` is that count divided by the median time.
+//! own update (a few operations per pixel, under 0.1% of the total), and
+//! the patch's pasting and its gradient (about 30 operations per image
+//! pixel), are not counted. `gflops` is that count divided by the median time.
 //!
 //! Host time to record and submit the command buffers of a PGD step is
 //! measured apart from the GPU time (`record_seconds` and `submit_seconds`,
@@ -32,6 +34,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::attack::patch::{Patch, PatchConfig, PatchTrainer};
 use crate::attack::{Attack, AttackEngine, BatchRun, Pgd};
 use crate::data::{small_cnn, Digits};
 use crate::error::{Error, Result};
@@ -55,15 +58,18 @@ pub enum Workload {
     PgdStep,
     /// A 10-step PGD attack, with upload and readback.
     Pgd10,
+    /// One step of universal-patch training (14x14 patch, Adam).
+    PatchStep,
 }
 
 impl Workload {
     /// Every workload.
-    pub const ALL: [Workload; 4] = [
+    pub const ALL: [Workload; 5] = [
         Workload::Forward,
         Workload::ForwardBackward,
         Workload::PgdStep,
         Workload::Pgd10,
+        Workload::PatchStep,
     ];
 
     /// The name used in reports and on the command line.
@@ -73,6 +79,7 @@ impl Workload {
             Workload::ForwardBackward => "forward_backward",
             Workload::PgdStep => "pgd_step",
             Workload::Pgd10 => "pgd10",
+            Workload::PatchStep => "patch_step",
         }
     }
 
@@ -206,9 +213,9 @@ pub struct Case {
     pub gflops: f64,
     /// Bytes of every GPU buffer the workload allocated.
     pub memory_bytes: u64,
-    /// PGD step only: host seconds to record one step's dispatches.
+    /// PGD and patch steps only: host seconds to record one step's dispatches.
     pub record_seconds: Option<f64>,
-    /// PGD step only: host seconds to submit one step's command buffer.
+    /// PGD and patch steps only: host seconds to submit one step's command buffer.
     pub submit_seconds: Option<f64>,
 }
 
@@ -572,18 +579,18 @@ fn run_case(
             engine.load(&x, &labels)?;
             case.memory_bytes = engine.bytes();
             case.flops = 2 * flops_pass;
-            let stats = time_runs(reps, || {
-                record_and_submit(gpu, &engine, 1);
-                gpu.wait()
-            })?;
-            // Recording cost per step, measured over a full submission of
-            // steps, as attacks record them.
-            let steps = crate::attack::engine::STEPS_PER_SUBMIT;
-            let (record, submit) = record_and_submit(gpu, &engine, steps);
-            gpu.wait()?;
-            case.record_seconds = Some(record / steps as f64);
-            case.submit_seconds = Some(submit / steps as f64);
-            stats
+            time_steps(gpu, &mut case, reps, |pass| engine.record_step(pass))?
+        }
+        Workload::PatchStep => {
+            let config = PatchConfig {
+                batch,
+                ..PatchConfig::default()
+            };
+            let initial = Patch::initial(&config, gm.model.input_shape[0])?;
+            let trainer = PatchTrainer::new(gpu, gm, &digits.images, &config, &initial)?;
+            case.memory_bytes = trainer.bytes();
+            case.flops = 2 * flops_pass;
+            time_steps(gpu, &mut case, reps, |pass| trainer.record_step(pass))?
         }
         Workload::Pgd10 => {
             let engine = pgd_engine(gpu, gm, batch, 10)?;
@@ -618,15 +625,40 @@ fn pgd_engine(gpu: &Gpu, gm: &GpuModel, batch: usize, steps: usize) -> Result<At
     AttackEngine::new(gpu, gm, batch, &pgd.spec())
 }
 
-/// Records `steps` PGD steps into one command buffer and submits it without
+/// Times one step recorded by `record` (recorded, submitted, waited for),
+/// and sets the case's host cost of recording and submitting per step,
+/// measured over a full submission of steps as attacks record them.
+fn time_steps(
+    gpu: &Gpu,
+    case: &mut Case,
+    reps: usize,
+    record: impl Fn(&mut wgpu::ComputePass<'_>),
+) -> Result<Stats> {
+    let stats = time_runs(reps, || {
+        record_and_submit(gpu, 1, &record);
+        gpu.wait()
+    })?;
+    let steps = crate::attack::engine::STEPS_PER_SUBMIT;
+    let (recorded, submitted) = record_and_submit(gpu, steps, &record);
+    gpu.wait()?;
+    case.record_seconds = Some(recorded / steps as f64);
+    case.submit_seconds = Some(submitted / steps as f64);
+    Ok(stats)
+}
+
+/// Records `steps` steps into one command buffer and submits it without
 /// waiting: host seconds spent recording, and submitting.
-fn record_and_submit(gpu: &Gpu, engine: &AttackEngine, steps: usize) -> (f64, f64) {
+fn record_and_submit(
+    gpu: &Gpu,
+    steps: usize,
+    record: &impl Fn(&mut wgpu::ComputePass<'_>),
+) -> (f64, f64) {
     let start = Instant::now();
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());
         for _ in 0..steps {
-            engine.record_step(&mut pass);
+            record(&mut pass);
         }
     }
     let commands = encoder.finish();

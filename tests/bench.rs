@@ -18,7 +18,12 @@ fn the_bundled_architecture_costs_the_documented_flops() {
 
 fn small_run() -> Report {
     let config = BenchConfig {
-        workloads: vec![Workload::Forward, Workload::PgdStep, Workload::Pgd10],
+        workloads: vec![
+            Workload::Forward,
+            Workload::PgdStep,
+            Workload::Pgd10,
+            Workload::PatchStep,
+        ],
         batches: vec![1, 2],
         reps: 2,
         budget_seconds: 600.0,
@@ -32,7 +37,7 @@ fn small_run() -> Report {
 fn a_small_run_fills_every_documented_field() {
     let report = small_run();
     assert_eq!(report.schema, SCHEMA);
-    assert_eq!(report.cases.len(), 6);
+    assert_eq!(report.cases.len(), 8);
     for c in &report.cases {
         let s = c.seconds.expect("every case ran");
         assert!(
@@ -50,7 +55,8 @@ fn a_small_run_fills_every_documented_field() {
         let rate = (c.batch as u64 * steps) as f64 / s.median;
         assert!((c.image_steps_per_second - rate).abs() <= 1e-9 * rate);
         assert!(c.memory_bytes > 0);
-        assert_eq!(c.record_seconds.is_some(), c.workload == Workload::PgdStep);
+        let stepped = matches!(c.workload, Workload::PgdStep | Workload::PatchStep);
+        assert_eq!(c.record_seconds.is_some(), stepped);
     }
     let profile = report.layer_profile.as_ref().unwrap();
     // 15 forward layers with work (flatten has none), 15 backward.
@@ -60,7 +66,7 @@ fn a_small_run_fills_every_documented_field() {
     let again = Report::from_json(&report.to_json(), "round trip").unwrap();
     assert_eq!(again.cases.len(), report.cases.len());
     let rows = bench::compare(&report, &again);
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 8);
     assert!(rows.iter().all(|r| (r.ratio - 1.0).abs() < 1e-12));
 }
 

@@ -332,6 +332,19 @@ impl PatchTrainer {
         })
     }
 
+    /// Bytes of all GPU buffers the trainer allocated.
+    pub fn bytes(&self) -> u64 {
+        let own = [
+            &self.patch,
+            &self.grad,
+            &self.counter,
+            &self.paster.transforms,
+        ];
+        self.plan.bytes
+            + own.iter().map(|t| t.buffer.size()).sum::<u64>()
+            + self._buffers.iter().map(|t| t.buffer.size()).sum::<u64>()
+    }
+
     /// Records the gradient of one step: draw, paste, forward, loss, backward
     /// to the input, back to the patch, and the penalty.
     pub fn record_gradient(&self, pass: &mut wgpu::ComputePass<'_>) {

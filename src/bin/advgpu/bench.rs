@@ -10,11 +10,11 @@ use crate::common::{progress_bar, GpuChoice};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Workloads to run: forward, forward_backward, pgd_step, pgd10.
+    /// Workloads to run: forward, forward_backward, pgd_step, pgd10, patch_step.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "forward,forward_backward,pgd_step,pgd10"
+        default_value = "forward,forward_backward,pgd_step,pgd10,patch_step"
     )]
     workloads: Vec<String>,
     /// Batch sizes (those that do not fit the device are skipped).
