@@ -20,6 +20,7 @@ Options: --model FILE (default: the bundled model), --device cpu|cuda,
 """
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -65,7 +66,9 @@ def main():
     attack = torchattacks.PGD(model, eps=args.eps, alpha=args.alpha, steps=args.steps, random_start=True)
     classes = len(model.classes) if model.classes else 10
     if args.target == "next":
-        attack.set_mode_targeted_by_function(lambda images, labels: (labels + 1) % classes)
+        # torchattacks announces the mode change on stdout, where the JSON goes.
+        with contextlib.redirect_stdout(sys.stderr):
+            attack.set_mode_targeted_by_function(lambda images, labels: (labels + 1) % classes)
 
     with torch.no_grad():
         clean = torch.cat([model(x[i:i + args.batch]).argmax(1) for i in range(0, args.n, args.batch)])
