@@ -10,7 +10,7 @@
 //! | `forward` | forward pass and loss | batch |
 //! | `forward_backward` | forward, loss, backward to the input | batch |
 //! | `pgd_step` | one PGD L-inf step (forward, loss, backward, update, projection) | batch |
-//! | `pgd10` | a whole 10-step PGD attack: upload, start, 10 steps, keep-best, readback | 10 x batch |
+//! | `pgd10` | a whole 10-step PGD attack: upload, start, 10 steps, keep-best (one more forward pass), readback | 10 x batch |
 //! | `patch_step` | one step of universal-patch training: draw placements, paste a 14x14 patch, forward, loss, backward, gradient to the patch, Adam | batch |
 //!
 //! Each case is run once to warm up, then [`BenchConfig::reps`] times; the
@@ -414,17 +414,20 @@ pub fn run(
 
     let total = config.workloads.len() * config.batches.len();
     let mut cases = Vec::with_capacity(total);
-    for &workload in &config.workloads {
-        // Seconds per image of this workload at the last batch size that ran.
-        let mut per_image: Option<f64> = None;
-        for &batch in &config.batches {
+    // Batch-major order: every workload at one batch size before any at the
+    // next, so that a budget that runs out cuts the largest batches of every
+    // workload rather than whole workloads.
+    let mut per_image: Vec<Option<f64>> = vec![None; config.workloads.len()];
+    for &batch in &config.batches {
+        for (w, &workload) in config.workloads.iter().enumerate() {
             progress(&BenchProgress {
                 done: cases.len(),
                 total,
                 what: format!("{} batch {batch}", workload.name()),
             });
             let left = config.budget_seconds - started.elapsed().as_secs_f64();
-            let estimate = per_image.map(|s| s * batch as f64 * (config.reps + 1) as f64);
+            // Seconds per image of this workload at the last batch size that ran.
+            let estimate = per_image[w].map(|s| s * batch as f64 * (config.reps + 1) as f64);
             let skip = if batch > max_batch {
                 Some(format!(
                     "batch {batch} exceeds the device's buffer limits (at most {max_batch})"
@@ -439,7 +442,7 @@ pub fn run(
                 None => {
                     let c = run_case(gpu, &gm, &digits, workload, batch, config.reps)?;
                     if let Some(s) = &c.seconds {
-                        per_image = Some(s.median / batch as f64);
+                        per_image[w] = Some(s.median / batch as f64);
                     }
                     c
                 }
@@ -447,6 +450,9 @@ pub fn run(
             cases.push(case);
         }
     }
+    // Reported grouped by workload, in the configured order.
+    let order = |w: Workload| config.workloads.iter().position(|x| *x == w);
+    cases.sort_by_key(|c| order(c.workload));
 
     let layer_batch = config.layer_batch.or_else(|| {
         cases
@@ -595,7 +601,9 @@ fn run_case(
         Workload::Pgd10 => {
             let engine = pgd_engine(gpu, gm, batch, 10)?;
             case.memory_bytes = engine.bytes();
-            case.flops = 10 * 2 * flops_pass;
+            // Ten forward and backward passes, and the forward pass that
+            // judges the final images (keep-best).
+            case.flops = (10 * 2 + 1) * flops_pass;
             let run = BatchRun {
                 n: batch,
                 offset: 0,
