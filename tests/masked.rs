@@ -4,46 +4,20 @@
 mod common;
 
 use advgpu::attack::{self, masked, reference, Attack, Masked, Options, Settings, Target};
-use advgpu::nn::{Layer, Model};
+use advgpu::nn::Model;
 use advgpu::Error;
 use common::{gpu, random};
 
 /// A small random classifier of 1 x 8 x 8 images into 5 classes.
 fn small_model(seed: u64) -> Model {
-    let layers = vec![
-        Layer::Conv2d {
-            in_channels: 1,
-            out_channels: 3,
-            kernel_size: 3,
-            stride: 1,
-            padding: 0,
-            bias: true,
-        },
-        Layer::Relu,
-        Layer::MaxPool2d {
-            kernel_size: 2,
-            stride: 2,
-        },
-        Layer::Flatten,
-        Layer::Linear {
-            in_features: 27,
-            out_features: 5,
-            bias: true,
-        },
-    ];
-    Model::init(layers, [1, 8, 8], seed).unwrap()
+    common::conv_pool_linear(8, 3, 5, seed)
 }
 
 const N: usize = 6;
 const D: usize = 64;
 
 fn batch(seed: u64) -> (Vec<f32>, Vec<u32>) {
-    let x = random(N * D, seed, 0.0, 1.0);
-    let labels = random(N, seed + 1, 0.0, 5.0)
-        .iter()
-        .map(|v| *v as u32)
-        .collect();
-    (x, labels)
+    common::random_batch(N, D, 5, seed)
 }
 
 /// About a third of the pixels inside (values 0.5 to 0.83); outside, 0 or

@@ -16,28 +16,7 @@ const D: usize = SIDE * SIDE;
 
 /// A small random classifier of 1 x 12 x 12 images into 4 classes.
 fn small_model(seed: u64) -> Model {
-    let layers = vec![
-        Layer::Conv2d {
-            in_channels: 1,
-            out_channels: 4,
-            kernel_size: 3,
-            stride: 1,
-            padding: 0,
-            bias: true,
-        },
-        Layer::Relu,
-        Layer::MaxPool2d {
-            kernel_size: 2,
-            stride: 2,
-        },
-        Layer::Flatten,
-        Layer::Linear {
-            in_features: 100,
-            out_features: 4,
-            bias: true,
-        },
-    ];
-    Model::init(layers, [1, SIDE, SIDE], seed).unwrap()
+    common::conv_pool_linear(SIDE, 4, 4, seed)
 }
 
 fn random_patch(h: usize, w: usize, shape: &Shape, seed: u64) -> Patch {

@@ -6,6 +6,7 @@
 use std::sync::OnceLock;
 
 use advgpu::gpu::{Gpu, GpuOptions, KernelChoice, Variant};
+use advgpu::nn::{Layer, Model};
 use rand::{Rng, SeedableRng};
 
 /// The GPU for this test binary, created once. Kernels are the register
@@ -42,6 +43,44 @@ pub fn gpu_with(variant: Variant) -> Gpu {
 pub fn random(len: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     (0..len).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// A small random classifier of `1 x side x side` images: `Conv2d(1,
+/// channels, 3) ReLU MaxPool2d(2) Flatten Linear(.., classes)`, seeded.
+pub fn conv_pool_linear(side: usize, channels: usize, classes: usize, seed: u64) -> Model {
+    let pooled = (side - 2) / 2;
+    let layers = vec![
+        Layer::Conv2d {
+            in_channels: 1,
+            out_channels: channels,
+            kernel_size: 3,
+            stride: 1,
+            padding: 0,
+            bias: true,
+        },
+        Layer::Relu,
+        Layer::MaxPool2d {
+            kernel_size: 2,
+            stride: 2,
+        },
+        Layer::Flatten,
+        Layer::Linear {
+            in_features: channels * pooled * pooled,
+            out_features: classes,
+            bias: true,
+        },
+    ];
+    Model::init(layers, [1, side, side], seed).unwrap()
+}
+
+/// `n` random images of `d` values in [0, 1) and labels below `classes`, seeded.
+pub fn random_batch(n: usize, d: usize, classes: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let x = random(n * d, seed, 0.0, 1.0);
+    let labels = random(n, seed + 1, 0.0, classes as f32)
+        .iter()
+        .map(|v| *v as u32)
+        .collect();
+    (x, labels)
 }
 
 /// Relative tolerance of GPU kernels against the f64-accumulating CPU reference.
