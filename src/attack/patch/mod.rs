@@ -20,7 +20,7 @@
 //!
 //! [`evaluate`] measures the success rate on images the patch was not trained
 //! on, over fresh random placements, at each scale; [`apply`] pastes a patch
-//! for pictures, [`gallery`] draws them. [`reference`] has the CPU version
+//! for pictures, [`gallery`] draws them. [`reference`](mod@reference) has the CPU version
 //! of every rule.
 //!
 //! ```no_run
