@@ -246,4 +246,6 @@ fn attack_masked_runs_with_the_bundled_eyeglasses_and_names_a_missing_mask() {
         dir.path(),
     ));
     assert!(err.contains("no-such-mask.png"), "{err}");
+    let reason = "No such file or directory";
+    assert_eq!(err.matches(reason).count(), 1, "the cause once: {err}");
 }

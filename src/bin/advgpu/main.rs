@@ -84,7 +84,24 @@ fn main() {
         Command::Bench(a) => bench::run(&gpu, a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", describe(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, joined by ": ", leaving out a cause that the
+/// message before it already quotes (the library's errors name their source
+/// in their own message, and also expose it as their `source()`).
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
