@@ -94,6 +94,10 @@ fn bad_settings_are_refused_with_their_names() {
         dir.path(),
     ));
     assert!(err.contains("fast"), "{err}");
+    for command in ["eval", "patch"] {
+        let err = refused(&advgpu(&[command, "--n", "0"], dir.path()));
+        assert!(err.contains("--n 0") && err.contains("1..=1000"), "{err}");
+    }
 }
 
 #[test]

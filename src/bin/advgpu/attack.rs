@@ -4,14 +4,13 @@ use std::path::{Path, PathBuf};
 
 use advgpu::attack::{self, eval, Options, Settings, Target};
 use advgpu::data::images::{load_image, save_png};
-use advgpu::data::Digits;
 use advgpu::gpu::Gpu;
 use advgpu::nn::{Classifier, Model};
 use advgpu::report::gallery::attack_gallery;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::common::{adapter_name, load_model, print_json, progress_bar, GpuChoice};
+use crate::common::{adapter_name, held_out, load_model, print_json, progress_bar, GpuChoice};
 
 /// Samples shown in a gallery; more would make an unreadably tall picture.
 const GALLERY_ROWS: usize = 12;
@@ -190,13 +189,7 @@ pub fn inputs(
     n: usize,
 ) -> Result<(Vec<f32>, Vec<u32>)> {
     if files.is_empty() {
-        let held = Digits::bundled()?.held_out();
-        anyhow::ensure!(
-            n >= 1 && n <= held.len(),
-            "--n {n}: expected 1..={} held-out digits",
-            held.len()
-        );
-        let held = held.slice(0..n);
+        let held = held_out(Some(n))?;
         return Ok((held.images.clone(), held.labels_u32()));
     }
     let mut x = Vec::new();

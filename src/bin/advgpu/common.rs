@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use advgpu::data::Digits;
 use advgpu::gpu::{Gpu, GpuOptions};
 use advgpu::nn::Model;
 use anyhow::{Context, Result};
@@ -34,6 +35,19 @@ pub fn load_model(path: &Option<PathBuf>) -> Result<Model> {
 }
 
 /// A short name of the adapter for reports: "name (backend)".
+/// The first `n` bundled held-out digits (all of them for `None`); `--n`
+/// outside 1..=1000 is refused.
+pub fn held_out(n: Option<usize>) -> Result<Digits> {
+    let held = Digits::bundled()?.held_out();
+    let n = n.unwrap_or(held.len());
+    anyhow::ensure!(
+        n >= 1 && n <= held.len(),
+        "--n {n}: expected 1..={} held-out digits",
+        held.len()
+    );
+    Ok(held.slice(0..n))
+}
+
 pub fn adapter_name(gpu: &Gpu) -> String {
     format!("{} ({:?})", gpu.info.name, gpu.info.backend)
 }

@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 
-use advgpu::data::Digits;
 use advgpu::nn::{Classifier, Evaluation};
 use anyhow::Result;
 use serde_json::json;
 
-use crate::common::{adapter_name, load_model, print_json, GpuChoice};
+use crate::common::{adapter_name, held_out, load_model, print_json, GpuChoice};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,8 +28,7 @@ pub struct Args {
 pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
     let gpu = choice.open()?;
     let model = load_model(&args.model)?;
-    let held = Digits::bundled()?.held_out();
-    let held = held.slice(0..args.n.unwrap_or(held.len()));
+    let held = held_out(args.n)?;
     let classifier = Classifier::new(&gpu, &model, 250)?;
     let start = std::time::Instant::now();
     let predictions = classifier.predict(&held.images)?;

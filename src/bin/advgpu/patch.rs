@@ -13,7 +13,7 @@ use advgpu::report::save_rgb;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::common::{adapter_name, load_model, print_json, progress_bar, GpuChoice};
+use crate::common::{adapter_name, held_out, load_model, print_json, progress_bar, GpuChoice};
 
 /// Held-out digits shown in a gallery.
 const GALLERY_ROWS: usize = 8;
@@ -120,11 +120,7 @@ pub fn run(choice: &GpuChoice, args: Args) -> Result<()> {
     let model = load_model(&args.model)?;
     let gpu = choice.open()?;
     let digits = Digits::bundled()?;
-    let (train, mut held) = (digits.train(), digits.held_out());
-    if let Some(n) = args.n {
-        anyhow::ensure!(n > 0, "--n 0: expected at least one held-out digit");
-        held = held.slice(0..n);
-    }
+    let (train, held) = (digits.train(), held_out(args.n)?);
     let held_labels = held.labels_u32();
 
     std::fs::create_dir_all(&args.out)

@@ -4,13 +4,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use advgpu::data::images::load_image;
-use advgpu::data::Digits;
 use advgpu::explain::{self, saliency_gallery, Attributions, ClassChoice, Options, Settings};
 use advgpu::nn::Model;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::common::{adapter_name, load_model, print_json, progress_bar, GpuChoice};
+use crate::common::{adapter_name, held_out, load_model, print_json, progress_bar, GpuChoice};
 
 /// Images shown in the gallery; more would make an unreadably tall picture.
 const GALLERY_ROWS: usize = 12;
@@ -194,12 +193,7 @@ fn completeness_error(a: &Attributions) -> Option<f64> {
 /// Image files, or the first `n` held-out digits with their labels.
 fn inputs(model: &Model, files: &[PathBuf], n: usize) -> Result<(Vec<f32>, Option<Vec<u8>>)> {
     if files.is_empty() {
-        let held = Digits::bundled()?.held_out();
-        anyhow::ensure!(
-            n >= 1 && n <= held.len(),
-            "--n {n}: expected 1..={} held-out digits",
-            held.len()
-        );
+        let held = held_out(Some(n))?;
         anyhow::ensure!(
             model.input_shape == [1, held.rows, held.cols],
             "the bundled digits are 1x{}x{}, the model takes {:?}; give image files",
