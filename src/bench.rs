@@ -112,9 +112,10 @@ pub struct BenchConfig {
     pub batches: Vec<usize>,
     /// Timed runs per case, after one warm-up run.
     pub reps: usize,
-    /// Seconds the whole benchmark may take: a case whose estimate (from the
-    /// same workload at the previous batch size) does not fit in what is
-    /// left is skipped, with the reason in the report.
+    /// Seconds the timed cases may take, counted from the start: a case
+    /// whose estimate (from the same workload at the previous batch size)
+    /// does not fit in what is left is skipped, with the reason in the
+    /// report. The layer profile and the roofline run after the cases.
     pub budget_seconds: f64,
     /// Also time the matrix product at comparable sizes (`--roofline`).
     pub roofline: bool,

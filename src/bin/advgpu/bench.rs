@@ -23,7 +23,9 @@ pub struct Args {
     /// Timed runs per case, after one warm-up run.
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// Seconds the benchmark may take; cases estimated not to fit are skipped.
+    /// Seconds the timed cases may take; cases estimated not to fit are
+    /// skipped. The layer profile and the roofline run after them (about
+    /// 25 s more on lavapipe).
     #[arg(long, default_value_t = 240.0)]
     budget: f64,
     /// Also time the adapter's best matrix product at comparable sizes.
