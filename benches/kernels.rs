@@ -1,8 +1,11 @@
 //! criterion benches: each heavy kernel of the bundled architecture in each
-//! variant, and one PGD step. `cargo bench` runs them; one iteration is one
-//! submission, waited for. Batch 16 keeps a sample short on software
-//! drivers; `advgpu bench` measures whole workloads at every batch size.
+//! variant (convolution forward, its input gradient and its weight gradient;
+//! linear forward and input gradient), one PGD step and one universal-patch
+//! step. `cargo bench` runs them; one iteration is one submission, waited
+//! for. Batch 16 keeps a sample short on software drivers; `advgpu bench`
+//! measures whole workloads at every batch size.
 
+use advgpu::attack::patch::{Patch, PatchConfig, PatchTrainer};
 use advgpu::attack::{Attack, AttackEngine, Pgd};
 use advgpu::gpu::{Gpu, GpuOptions, KernelChoice, Variant};
 use advgpu::nn::ops::{conv_backward_weight, conv_forward, gemm, ConvParams, GemmParams};
@@ -37,9 +40,28 @@ fn conv_shape() -> ConvParams {
     }
 }
 
+/// The input gradient of [`conv_shape`] as the engine computes it: a
+/// convolution of the output gradient, padded by `k - 1`, with the weights
+/// flipped and transposed (the flip, a copy of the 9,216 weights, is left out).
+fn conv_input_grad_shape() -> ConvParams {
+    let p = conv_shape();
+    ConvParams {
+        in_c: p.out_c,
+        in_h: p.out_h,
+        in_w: p.out_w,
+        out_c: p.in_c,
+        out_h: p.in_h,
+        out_w: p.in_w,
+        pad: p.k - 1,
+        has_bias: 0,
+        ..p
+    }
+}
+
 fn kernels(c: &mut Criterion) {
     let base = gpu();
     let p = conv_shape();
+    let q = conv_input_grad_shape();
     let buffer = |len: u32| base.zeros("bench", &[len as usize]).unwrap();
     let x = buffer(p.batch * p.in_c * p.in_h * p.in_w);
     let w = buffer(p.out_c * p.in_c * p.k * p.k);
@@ -52,6 +74,15 @@ fn kernels(c: &mut Criterion) {
         b_ks: 1,
         b_ns: 1024,
         ..GemmParams::row_major(BATCH, 200, 1024)
+    };
+    // gx [B, 1024] = gy [B, 200] w [200, 1024], as the linear layer's backward.
+    let g_back = GemmParams {
+        has_bias: 0,
+        a_ms: 200,
+        a_ks: 1,
+        b_ks: 1024,
+        b_ns: 1,
+        ..GemmParams::row_major(BATCH, 1024, 200)
     };
     let (gx, gw, gb, gy) = (
         buffer(BATCH * 1024),
@@ -71,6 +102,11 @@ fn kernels(c: &mut Criterion) {
         group.bench_function(format!("conv2d_forward_32x26x26_{name}"), |bench| {
             bench.iter(|| gpu.time_kernels(&fwd.kernels).unwrap())
         });
+        let input_grad =
+            conv_forward(&gpu, &q, &y.buffer, &w.buffer, &b.buffer, &x.buffer).unwrap();
+        group.bench_function(format!("conv2d_backward_input_32x24x24_{name}"), |bench| {
+            bench.iter(|| gpu.time_kernels(&input_grad.kernels).unwrap())
+        });
         let bwd = conv_backward_weight(&gpu, &p, &x.buffer, &y.buffer, &w.buffer).unwrap();
         group.bench_function(format!("conv2d_backward_weight_32x26x26_{name}"), |bench| {
             bench.iter(|| gpu.time_kernels(&bwd.kernels).unwrap())
@@ -78,6 +114,13 @@ fn kernels(c: &mut Criterion) {
         let lin = gemm(&gpu, &g, &gx.buffer, &gw.buffer, &gb.buffer, &gy.buffer).unwrap();
         group.bench_function(format!("linear_forward_1024x200_{name}"), |bench| {
             bench.iter(|| gpu.time_kernels(&lin.kernels).unwrap())
+        });
+        let lin_back = gemm(
+            &gpu, &g_back, &gy.buffer, &gw.buffer, &gb.buffer, &gx.buffer,
+        )
+        .unwrap();
+        group.bench_function(format!("linear_backward_input_200x1024_{name}"), |bench| {
+            bench.iter(|| gpu.time_kernels(&lin_back.kernels).unwrap())
         });
     }
     group.finish();
@@ -97,18 +140,41 @@ fn attack_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("attack");
     group.sample_size(10);
     group.bench_function("pgd_step_batch16", |bench| {
-        bench.iter(|| {
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
-                engine.record_step(&mut pass);
-            }
-            gpu.queue.submit([encoder.finish()]);
-            gpu.wait().unwrap();
-        })
+        bench.iter(|| submit_step(&gpu, |pass| engine.record_step(pass)))
     });
     group.finish();
 }
 
-criterion_group!(benches, kernels, attack_step);
+/// Records one step with `record`, submits it and waits.
+fn submit_step(gpu: &Gpu, record: impl Fn(&mut wgpu::ComputePass<'_>)) {
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        record(&mut pass);
+    }
+    gpu.queue.submit([encoder.finish()]);
+    gpu.wait().unwrap();
+}
+
+fn patch_step(c: &mut Criterion) {
+    let gpu = gpu();
+    let model = Model::init(advgpu::data::small_cnn(), [1, 28, 28], 0).unwrap();
+    let gm = GpuModel::new(&gpu, &model).unwrap();
+    let config = PatchConfig {
+        batch: BATCH as usize,
+        ..PatchConfig::default()
+    };
+    let initial = Patch::initial(&config, 1).unwrap();
+    let digits = advgpu::data::Digits::bundled().unwrap().held_out();
+    let trainer = PatchTrainer::new(&gpu, &gm, &digits.images, &config, &initial).unwrap();
+
+    let mut group = c.benchmark_group("attack");
+    group.sample_size(10);
+    group.bench_function("patch_step_14x14_batch16", |bench| {
+        bench.iter(|| submit_step(&gpu, |pass| trainer.record_step(pass)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, kernels, attack_step, patch_step);
 criterion_main!(benches);
