@@ -118,3 +118,38 @@ fn the_roofline_times_every_size_in_every_variant() {
         assert!((p.gflops - want).abs() <= 1e-9 * want && p.gflops > 0.0);
     }
 }
+
+#[test]
+fn cases_run_batch_by_batch_and_are_reported_by_workload() {
+    let config = BenchConfig {
+        workloads: vec![Workload::Forward, Workload::ForwardBackward],
+        batches: vec![1, 2],
+        reps: 1,
+        budget_seconds: 600.0,
+        roofline: false,
+        layer_batch: Some(1),
+    };
+    let mut ran = Vec::new();
+    let report = bench::run(gpu(), &config, |p| ran.push(p.what.clone())).unwrap();
+    // A budget that runs out then skips the largest batch of every
+    // workload, not whole workloads.
+    assert_eq!(
+        ran,
+        [
+            "forward batch 1",
+            "forward_backward batch 1",
+            "forward batch 2",
+            "forward_backward batch 2"
+        ]
+    );
+    let order: Vec<_> = report.cases.iter().map(|c| (c.workload, c.batch)).collect();
+    assert_eq!(
+        order,
+        [
+            (Workload::Forward, 1),
+            (Workload::Forward, 2),
+            (Workload::ForwardBackward, 1),
+            (Workload::ForwardBackward, 2)
+        ]
+    );
+}
