@@ -51,12 +51,7 @@ fn attacks() -> Vec<Box<dyn Attack>> {
 }
 
 fn options(target: Target, early_stop: bool, seed: u64) -> Options {
-    Options {
-        target,
-        early_stop,
-        seed,
-        batch: None,
-    }
+    common::attack_options(target, early_stop, seed)
 }
 
 #[test]

@@ -37,12 +37,7 @@ fn mask(seed: u64) -> Vec<f32> {
 }
 
 fn options(target: Target, early_stop: bool, seed: u64) -> Options {
-    Options {
-        target,
-        early_stop,
-        seed,
-        batch: None,
-    }
+    common::attack_options(target, early_stop, seed)
 }
 
 #[test]

@@ -83,6 +83,20 @@ pub fn random_batch(n: usize, d: usize, classes: usize, seed: u64) -> (Vec<f32>,
     (x, labels)
 }
 
+/// Attack options for the whole batch at once.
+pub fn attack_options(
+    target: advgpu::attack::Target,
+    early_stop: bool,
+    seed: u64,
+) -> advgpu::attack::Options {
+    advgpu::attack::Options {
+        target,
+        early_stop,
+        seed,
+        batch: None,
+    }
+}
+
 /// Relative tolerance of GPU kernels against the f64-accumulating CPU reference.
 pub const RTOL: f32 = 1e-4;
 /// Absolute tolerance, for values near zero where a relative bound means nothing.
