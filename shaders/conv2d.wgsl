@@ -222,6 +222,46 @@ fn forward_narrow(
     store_positions(n, co0 + 1u, q0, acc1);
 }
 
+// As `forward` for a single output channel (the input gradient of a first
+// layer that reads a one-channel image): invocation t computes 8
+// consecutive positions, so that each weight load feeds 8 multiply-adds and
+// no invocation works on a channel that does not exist.
+@compute @workgroup_size(64)
+fn forward_single(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let tiles_q = (p.out_h * p.out_w + 7u) / 8u;
+    let id = (wid.x + wid.y * nwg.x) * 64u + t;
+    if id >= p.batch * tiles_q {
+        return;
+    }
+    let q0 = (id % tiles_q) * 8u;
+    let n = id / tiles_q;
+    let lo = plane_offsets(q0);
+    let hi = plane_offsets(q0 + 4u);
+
+    let kk = p.k * p.k;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    let hw = p.in_h * p.in_w;
+    for (var ci = 0u; ci < p.in_c; ci++) {
+        let cbase = (n * p.in_c + ci) * hw;
+        for (var kh = 0u; kh < p.k; kh++) {
+            let rbase = cbase + kh * p.in_w;
+            for (var kw = 0u; kw < p.k; kw++) {
+                let xi = rbase + kw;
+                let wv = w[ci * kk + kh * p.k + kw];
+                acc0 += wv * vec4<f32>(x[xi + lo.x], x[xi + lo.y], x[xi + lo.z], x[xi + lo.w]);
+                acc1 += wv * vec4<f32>(x[xi + hi.x], x[xi + hi.y], x[xi + hi.z], x[xi + hi.w]);
+            }
+        }
+    }
+    store_positions(n, 0u, q0, acc0);
+    store_positions(n, 0u, q0 + 4u, acc1);
+}
+
 // One invocation per value of the padded input [N, Ci, H + 2P, W + 2P]:
 // x inside, zero in the border.
 @compute @workgroup_size(64)

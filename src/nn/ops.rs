@@ -199,7 +199,8 @@ pub fn conv_forward(
     gpu.choose(&p.key("conv_forward"), vec![register, tiled])
 }
 
-/// Channels per workgroup of conv2d.wgsl's `forward` and `forward_narrow`.
+/// Channels per workgroup of conv2d.wgsl's `forward` and `forward_narrow`
+/// (`forward_single` serves layers with one output channel).
 const REGISTER_CHANNELS: (u32, u32) = (8, 2);
 
 fn conv_forward_register(
@@ -236,12 +237,15 @@ fn conv_forward_register(
         };
         (&padded.buffer, q)
     };
-    let (entry, channels) = if q.out_c >= REGISTER_CHANNELS.0 {
-        ("forward", REGISTER_CHANNELS.0)
+    // (entry point, output channels per workgroup, positions per invocation)
+    let (entry, channels, positions) = if q.out_c >= REGISTER_CHANNELS.0 {
+        ("forward", REGISTER_CHANNELS.0, 4)
+    } else if q.out_c == 1 {
+        ("forward_single", 1, 8)
     } else {
-        ("forward_narrow", REGISTER_CHANNELS.1)
+        ("forward_narrow", REGISTER_CHANNELS.1, 4)
     };
-    let tiles = u64::from(q.batch) * u64::from((q.out_h * q.out_w).div_ceil(4));
+    let tiles = u64::from(q.batch) * u64::from((q.out_h * q.out_w).div_ceil(positions));
     let groups = u64::from(q.out_c.div_ceil(channels)) * tiles.div_ceil(u64::from(WORKGROUP));
     let bindings = [(1, input), (2, w), (3, b), (4, y)];
     kernels.push(gpu.kernel(
