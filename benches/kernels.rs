@@ -40,28 +40,12 @@ fn conv_shape() -> ConvParams {
     }
 }
 
-/// The input gradient of [`conv_shape`] as the engine computes it: a
-/// convolution of the output gradient, padded by `k - 1`, with the weights
-/// flipped and transposed (the flip, a copy of the 9,216 weights, is left out).
-fn conv_input_grad_shape() -> ConvParams {
-    let p = conv_shape();
-    ConvParams {
-        in_c: p.out_c,
-        in_h: p.out_h,
-        in_w: p.out_w,
-        out_c: p.in_c,
-        out_h: p.in_h,
-        out_w: p.in_w,
-        pad: p.k - 1,
-        has_bias: 0,
-        ..p
-    }
-}
-
 fn kernels(c: &mut Criterion) {
     let base = gpu();
     let p = conv_shape();
-    let q = conv_input_grad_shape();
+    // The input gradient as the engine computes it: a padded convolution with
+    // flipped weights (the flip, a copy of the 9,216 weights, is left out).
+    let q = p.input_gradient_as_convolution();
     let buffer = |len: u32| base.zeros("bench", &[len as usize]).unwrap();
     let x = buffer(p.batch * p.in_c * p.in_h * p.in_w);
     let w = buffer(p.out_c * p.in_c * p.k * p.k);

@@ -70,6 +70,27 @@ impl ConvParams {
         u64::from(self.in_c * self.k * self.k)
     }
 
+    /// The input gradient of this stride-1 convolution as a convolution of
+    /// the output gradient: channels and planes swapped, padded by
+    /// `k - 1 - pad`, with the weights flipped and transposed (see
+    /// `flip_weights` in `shaders/conv2d.wgsl`), no bias.
+    pub fn input_gradient_as_convolution(&self) -> ConvParams {
+        ConvParams {
+            batch: self.batch,
+            in_c: self.out_c,
+            in_h: self.out_h,
+            in_w: self.out_w,
+            out_c: self.in_c,
+            out_h: self.in_h,
+            out_w: self.in_w,
+            k: self.k,
+            stride: 1,
+            pad: self.k - 1 - self.pad,
+            has_bias: 0,
+            splits: 1,
+        }
+    }
+
     fn positions(&self) -> u64 {
         u64::from(self.batch) * u64::from(self.out_h * self.out_w)
     }
@@ -699,20 +720,7 @@ impl LayerCtx<'_> {
             &[(2, self.weight()), (10, &flipped.buffer)],
             weights,
         )?;
-        let transposed = ConvParams {
-            batch: p.batch,
-            in_c: p.out_c,
-            in_h: p.out_h,
-            in_w: p.out_w,
-            out_c: p.in_c,
-            out_h: p.in_h,
-            out_w: p.in_w,
-            k: p.k,
-            stride: 1,
-            pad: p.k - 1 - p.pad,
-            has_bias: 0,
-            splits: 1,
-        };
+        let transposed = p.input_gradient_as_convolution();
         let conv = conv_forward(
             gpu,
             &transposed,
