@@ -1,36 +1,9 @@
 //! The saliency, confounder and train --confounder commands: JSON reports,
 //! files written, and bad settings refused with the value named, never a panic.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn advgpu(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_advgpu"))
-        .args(args)
-        .current_dir(dir)
-        // Register kernels, no tuning, and no cache file in the user's home.
-        .env("ADVGPU_KERNELS", "register")
-        .env("ADVGPU_TUNE_CACHE", "")
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("the advgpu binary runs")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
-}
-
-fn refused(out: &Output) -> String {
-    assert!(!out.status.success(), "expected a failure");
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!err.contains("panicked"), "{err}");
-    err
-}
+use common::cli::{advgpu, json, refused};
 
 #[test]
 fn saliency_reports_every_method_and_writes_a_gallery() {
