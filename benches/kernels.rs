@@ -8,7 +8,9 @@
 use advgpu::attack::patch::{Patch, PatchConfig, PatchTrainer};
 use advgpu::attack::{Attack, AttackEngine, Pgd};
 use advgpu::gpu::{Gpu, GpuOptions, KernelChoice, Variant};
-use advgpu::nn::ops::{conv_backward_weight, conv_forward, gemm, ConvParams, GemmParams};
+use advgpu::nn::ops::{
+    conv_backward_input, conv_backward_weight, conv_forward, gemm, ConvParams, GemmParams,
+};
 use advgpu::nn::{GpuModel, Model};
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -37,15 +39,14 @@ fn conv_shape() -> ConvParams {
         pad: 0,
         has_bias: 1,
         splits: 1,
+        relu: 0,
+        _pad: [0; 3],
     }
 }
 
 fn kernels(c: &mut Criterion) {
     let base = gpu();
     let p = conv_shape();
-    // The input gradient as the engine computes it: a padded convolution with
-    // flipped weights (the flip, a copy of the 9,216 weights, is left out).
-    let q = p.input_gradient_as_convolution();
     let buffer = |len: u32| base.zeros("bench", &[len as usize]).unwrap();
     let x = buffer(p.batch * p.in_c * p.in_h * p.in_w);
     let w = buffer(p.out_c * p.in_c * p.k * p.k);
@@ -86,8 +87,7 @@ fn kernels(c: &mut Criterion) {
         group.bench_function(format!("conv2d_forward_32x26x26_{name}"), |bench| {
             bench.iter(|| gpu.time_kernels(&fwd.kernels).unwrap())
         });
-        let input_grad =
-            conv_forward(&gpu, &q, &y.buffer, &w.buffer, &b.buffer, &x.buffer).unwrap();
+        let input_grad = conv_backward_input(&gpu, &p, &w.buffer, &y.buffer, &x.buffer).unwrap();
         group.bench_function(format!("conv2d_backward_input_32x24x24_{name}"), |bench| {
             bench.iter(|| gpu.time_kernels(&input_grad.kernels).unwrap())
         });

@@ -1,17 +1,19 @@
-// 2-D convolution: forward, gradient to the input, gradients to weight and bias.
+// 2-D convolution: forward, gradients to weight and bias, and the weight
+// flip of one way to compute the gradient to the input.
 //
 // Layout (PyTorch): x [N, Ci, H, W], w [Co, Ci, K, K], b [Co], y [N, Co, Ho, Wo],
 // zero padding P, stride S, Ho = (H + 2P - K) / S + 1 (floor), likewise Wo.
 //
 //   y[n,co,oh,ow]  = b[co] + sum_{ci,kh,kw} w[co,ci,kh,kw] * x[n,ci,oh*S-P+kh,ow*S-P+kw]
-//   gx[n,ci,ih,iw] = sum_{co,kh,kw : ih = oh*S-P+kh, iw = ow*S-P+kw} w[co,ci,kh,kw] * gy[n,co,oh,ow]
+//                    (then max(y, 0) when a ReLU follows, `relu` = 1)
 //   gw[co,ci,kh,kw]= sum_{n,oh,ow} gy[n,co,oh,ow] * x[n,ci,oh*S-P+kh,ow*S-P+kw]
 //   gb[co]         = sum_{n,oh,ow} gy[n,co,oh,ow]
 //
-// For stride 1 the input gradient is itself a convolution: gy padded by
-// K-1-P, correlated with the flipped, transposed weights
-// wt[ci,co,kh,kw] = w[co,ci,K-1-kh,K-1-kw] (`flip_weights`), so the host runs
-// `forward` on (gy, wt) instead of the slower general `backward_input`.
+// The gradient to the input has two formulations (src/nn/ops.rs times
+// both per shape): a matrix product and a gather (col2im.wgsl), or, for
+// stride 1, a convolution of gy padded by K-1-P with the flipped,
+// transposed weights wt[ci,co,kh,kw] = w[co,ci,K-1-kh,K-1-kw]
+// (`flip_weights`), run by `forward`.
 //
 // Every output is written by exactly one invocation, which sums its own terms
 // (a gather): no atomics, so results are deterministic on every backend.
@@ -29,7 +31,7 @@
 // `forward` needs an unpadded convolution: for P > 0 the host first copies
 // x into a zero-bordered buffer (`pad_input`) and convolves that with P = 0.
 //
-// Bindings: 0 params (uniform); 1 x; 2 w; 3 b; 4 y; 5 gy; 6 gx; 7 gw (or the
+// Bindings: 0 params (uniform); 1 x; 2 w; 3 b; 4 y; 5 gy; 7 gw (or the
 // partial sums); 8 gb; 9 partial sums (read); 10 wt; 11 padded x.
 // Dispatch: 64-wide workgroups, linear index gid.x + gid.y * num_workgroups.x * 64;
 // `forward` and `forward_narrow` one workgroup per channel block and 64
@@ -48,6 +50,10 @@ struct Params {
     pad: u32,
     has_bias: u32,
     splits: u32,
+    relu: u32,     // forward: 1 stores max(y, 0), the ReLU after it fused in
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -56,7 +62,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> gy: array<f32>;
-@group(0) @binding(6) var<storage, read_write> gx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gw: array<f32>;
 @group(0) @binding(8) var<storage, read_write> gb: array<f32>;
 @group(0) @binding(9) var<storage, read> partial: array<f32>;
@@ -90,7 +95,7 @@ fn plane_offsets(q0: u32) -> vec4<u32> {
 }
 
 // Stores y at channel oc, positions q0..q0+3 of sample n (those inside the
-// plane), adding the bias.
+// plane), adding the bias, then with p.relu the ReLU max(y, 0).
 fn store_positions(n: u32, oc: u32, q0: u32, v: vec4<f32>) {
     if oc >= p.out_c {
         return;
@@ -101,9 +106,13 @@ fn store_positions(n: u32, oc: u32, q0: u32, v: vec4<f32>) {
     }
     let plane = p.out_h * p.out_w;
     let base = (n * p.out_c + oc) * plane;
+    var out = v + bias;
+    if p.relu != 0u {
+        out = max(out, vec4<f32>(0.0));
+    }
     for (var j = 0u; j < 4u; j++) {
         if q0 + j < plane {
-            y[base + q0 + j] = v[j] + bias;
+            y[base + q0 + j] = out[j];
         }
     }
 }
@@ -178,8 +187,7 @@ fn forward(
     store_positions(n, co0 + 7u, q0, acc7);
 }
 
-// As `forward` with blocks of 2 output channels, for layers with fewer than
-// 8 (the input gradient of a first layer, towards 1 or 3 image channels).
+// As `forward` with blocks of 2 output channels, for layers with fewer than 8.
 @compute @workgroup_size(64)
 fn forward_narrow(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -222,46 +230,6 @@ fn forward_narrow(
     store_positions(n, co0 + 1u, q0, acc1);
 }
 
-// As `forward` for a single output channel (the input gradient of a first
-// layer that reads a one-channel image): invocation t computes 8
-// consecutive positions, so that each weight load feeds 8 multiply-adds and
-// no invocation works on a channel that does not exist.
-@compute @workgroup_size(64)
-fn forward_single(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let tiles_q = (p.out_h * p.out_w + 7u) / 8u;
-    let id = (wid.x + wid.y * nwg.x) * 64u + t;
-    if id >= p.batch * tiles_q {
-        return;
-    }
-    let q0 = (id % tiles_q) * 8u;
-    let n = id / tiles_q;
-    let lo = plane_offsets(q0);
-    let hi = plane_offsets(q0 + 4u);
-
-    let kk = p.k * p.k;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    let hw = p.in_h * p.in_w;
-    for (var ci = 0u; ci < p.in_c; ci++) {
-        let cbase = (n * p.in_c + ci) * hw;
-        for (var kh = 0u; kh < p.k; kh++) {
-            let rbase = cbase + kh * p.in_w;
-            for (var kw = 0u; kw < p.k; kw++) {
-                let xi = rbase + kw;
-                let wv = w[ci * kk + kh * p.k + kw];
-                acc0 += wv * vec4<f32>(x[xi + lo.x], x[xi + lo.y], x[xi + lo.z], x[xi + lo.w]);
-                acc1 += wv * vec4<f32>(x[xi + hi.x], x[xi + hi.y], x[xi + hi.z], x[xi + hi.w]);
-            }
-        }
-    }
-    store_positions(n, 0u, q0, acc0);
-    store_positions(n, 0u, q0 + 4u, acc1);
-}
-
 // One invocation per value of the padded input [N, Ci, H + 2P, W + 2P]:
 // x inside, zero in the border.
 @compute @workgroup_size(64)
@@ -280,84 +248,6 @@ fn pad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         v = x[(plane * p.in_h + u32(row)) * p.in_w + u32(col)];
     }
     padded[i] = v;
-}
-
-// gy at (n, co, oh, ow) for an input position reached through tap (kh, kw):
-// oh = (ih + P - kh) / S when that is whole and in range, else no term (0).
-fn gy_through(n: u32, co: u32, ih: i32, iw: i32, kh: u32, kw: u32) -> f32 {
-    let rh = ih + i32(p.pad) - i32(kh);
-    let rw = iw + i32(p.pad) - i32(kw);
-    let s = i32(p.stride);
-    if rh < 0 || rw < 0 || rh % s != 0 || rw % s != 0 {
-        return 0.0;
-    }
-    let oh = rh / s;
-    let ow = rw / s;
-    if oh >= i32(p.out_h) || ow >= i32(p.out_w) {
-        return 0.0;
-    }
-    return gy[((n * p.out_c + co) * p.out_h + u32(oh)) * p.out_w + u32(ow)];
-}
-
-// One invocation: input channels ci0..ci0+3 at row ih, columns iw0..iw0+3.
-@compute @workgroup_size(64)
-fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let tiles_w = (p.in_w + 3u) / 4u;
-    let tiles_c = (p.in_c + 3u) / 4u;
-    var id = linear_id(gid, nwg);
-    if id >= p.batch * tiles_c * p.in_h * tiles_w {
-        return;
-    }
-    let iw0 = (id % tiles_w) * 4u;
-    id /= tiles_w;
-    let ih = id % p.in_h;
-    id /= p.in_h;
-    let ci0 = (id % tiles_c) * 4u;
-    let n = id / tiles_c;
-
-    let last = p.in_c - 1u;
-    let ci = vec4<u32>(ci0, min(ci0 + 1u, last), min(ci0 + 2u, last), min(ci0 + 3u, last));
-    let kk = p.k * p.k;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    let c0 = i32(iw0);
-    for (var co = 0u; co < p.out_c; co++) {
-        for (var kh = 0u; kh < p.k; kh++) {
-            let rh = i32(ih) + i32(p.pad) - i32(kh);
-            if rh < 0 || rh % i32(p.stride) != 0 || rh / i32(p.stride) >= i32(p.out_h) {
-                continue;
-            }
-            for (var kw = 0u; kw < p.k; kw++) {
-                let g = vec4<f32>(
-                    gy_through(n, co, i32(ih), c0, kh, kw),
-                    gy_through(n, co, i32(ih), c0 + 1, kh, kw),
-                    gy_through(n, co, i32(ih), c0 + 2, kh, kw),
-                    gy_through(n, co, i32(ih), c0 + 3, kh, kw),
-                );
-                let wo = (co * p.in_c) * kk + kh * p.k + kw;
-                acc0 += w[wo + ci.x * kk] * g;
-                acc1 += w[wo + ci.y * kk] * g;
-                acc2 += w[wo + ci.z * kk] * g;
-                acc3 += w[wo + ci.w * kk] * g;
-            }
-        }
-    }
-
-    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var c = 0u; c < 4u; c++) {
-        let ic = ci0 + c;
-        if ic >= p.in_c {
-            break;
-        }
-        let base = ((n * p.in_c + ic) * p.in_h + ih) * p.in_w;
-        for (var j = 0u; j < 4u; j++) {
-            if iw0 + j < p.in_w {
-                gx[base + iw0 + j] = accs[c][j];
-            }
-        }
-    }
 }
 
 // One invocation: output channels co0..co0+3 x four consecutive taps r0..r0+3,

@@ -34,6 +34,10 @@ struct Params {
     pad: u32,
     has_bias: u32,
     splits: u32,
+    relu: u32,     // forward: 1 stores max(y, 0), the ReLU after it fused in
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -146,7 +150,11 @@ fn forward(
                 if p.has_bias != 0u {
                     bias = b[co];
                 }
-                y[(n * p.out_c + co) * plane + pos] = accs[i][j] + bias;
+                var v = accs[i][j] + bias;
+                if p.relu != 0u {
+                    v = max(v, 0.0);
+                }
+                y[(n * p.out_c + co) * plane + pos] = v;
             }
         }
     }

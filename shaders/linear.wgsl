@@ -13,6 +13,8 @@
 //   forward         A = x  (m = sample, k = i)    B = w^T (k = i, n = o)
 //   backward_input  A = gy (m = sample, k = o)    B = w   (k = o, n = i)
 //   backward_weight A = gy^T (m = o, k = sample)  B = x   (k = sample, n = i)
+// and the first half of a convolution's input gradient (see col2im.wgsl):
+//   col             A = w^T  (m = tap, k = co)    B = gy  (k = co, n = sample, position)
 //
 // Each output is written by one invocation summing its own terms in order of
 // k (no atomics). `gemm`: register blocking, an invocation computes an 8 x 4
@@ -37,6 +39,15 @@ struct Params {
     a_ks: u32,
     b_ks: u32,   // B[k,n] = b[k * b_ks + n * b_ns]
     b_ns: u32,
+    // B may be a batch of [K, b_group] matrices stored one after another
+    // (the convolution input gradient's output gradients, [N, Co, Ho, Wo]),
+    // read as one [K, batch * b_group] operand starting at b_offset:
+    // B[k,n] = b[b_offset + k * b_ks + n * b_ns + (n / b_group) * b_gs].
+    // A plain matrix has b_group = u32 max, b_gs = b_offset = 0.
+    b_group: u32,
+    b_gs: u32,
+    b_offset: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -96,7 +107,8 @@ fn gemm(
         return;
     }
     let n0 = tile * 4u;
-    let bn = quad(n0, p.n) * p.b_ns;
+    let cols = quad(n0, p.n);
+    let bn = p.b_offset + cols * p.b_ns + (cols / p.b_group) * p.b_gs;
     // Rows past the end repeat the last one; their results are not stored.
     var am: array<u32, 8>;
     for (var r = 0u; r < 8u; r++) {
@@ -172,7 +184,7 @@ fn gemm_tiled(
             let cb = bn + idx % TILE;
             var vb = 0.0;
             if kb < p.k && cb < p.n {
-                vb = b[kb * p.b_ks + cb * p.b_ns];
+                vb = b[p.b_offset + kb * p.b_ks + cb * p.b_ns + (cb / p.b_group) * p.b_gs];
             }
             tile_b[idx] = vb;
         }

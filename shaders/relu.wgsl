@@ -3,10 +3,13 @@
 // Layout: any shape, elementwise over `len` values.
 //
 //   y  = max(x, 0)
-//   gx = gy * [x > 0]                      (backward)
-//   gx = max(gy, 0) * [x > 0]              (backward_guided: guided backpropagation,
+//   gx = gy * [y > 0]                      (backward; [y > 0] = [x > 0])
+//   gx = max(gy, 0) * [y > 0]              (backward_guided: guided backpropagation,
 //                                           Springenberg et al. 2015, passes only
 //                                           positive gradients through each ReLU)
+//
+// The backward passes read the layer's output y, not its input: when the
+// ReLU is fused into the convolution before it, only y is written.
 //
 // Bindings: 0 params (uniform); 1 x; 2 y; 3 gy; 4 gx.
 // Dispatch: 64-wide workgroups, linear index gid.x + gid.y * num_workgroups.x * 64.
@@ -36,7 +39,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 64u;
     if i < p.len {
-        gx[i] = select(0.0, gy[i], x[i] > 0.0);
+        gx[i] = select(0.0, gy[i], y[i] > 0.0);
     }
 }
 
@@ -44,6 +47,6 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 fn backward_guided(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 64u;
     if i < p.len {
-        gx[i] = select(0.0, max(gy[i], 0.0), x[i] > 0.0);
+        gx[i] = select(0.0, max(gy[i], 0.0), y[i] > 0.0);
     }
 }

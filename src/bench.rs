@@ -331,15 +331,16 @@ pub struct Report {
 pub struct TuningEntry {
     /// The operation and shape.
     pub op: String,
-    /// The variant used.
-    pub variant: Variant,
+    /// The variant used (`register`, `tiled`), or for a formulation
+    /// decision the formulation (`col2im`, `flip`).
+    pub variant: String,
 }
 
 impl From<&Decision> for TuningEntry {
     fn from(d: &Decision) -> Self {
         TuningEntry {
             op: d.op.clone(),
-            variant: d.variant,
+            variant: d.variant.clone(),
         }
     }
 }

@@ -67,7 +67,8 @@ fn a_forced_variant_is_the_one_that_runs() {
 #[test]
 fn the_tuner_keeps_the_faster_candidate() {
     let gpu = gpu().clone().with_kernels(KernelChoice::Auto, None);
-    // The same product twice, once 64 times over: the single run must win
+    // The same product twice, once 256 times over (about 50 ms on lavapipe,
+    // longer than a scheduling stall of a loaded machine): the single run must win
     // whichever variant name it carries.
     let g = GemmParams::row_major(96, 96, 96);
     let a = gpu
@@ -84,7 +85,7 @@ fn the_tuner_keeps_the_faster_candidate() {
         (Variant::Tiled, Variant::Register),
     ] {
         let single = once().kernels;
-        let repeated: Vec<_> = (0..64).flat_map(|_| single.clone()).collect();
+        let repeated: Vec<_> = (0..256).flat_map(|_| single.clone()).collect();
         let chosen = gpu
             .choose(
                 &format!("synthetic {fast:?}"),

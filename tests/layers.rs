@@ -171,14 +171,33 @@ fn conv2d_matches_cpu_on_the_bundled_models_second_layer_shape() {
 
 #[test]
 fn conv2d_matches_cpu_with_a_partial_channel_block_and_padding() {
-    // 12 output channels: one full block of 8 and a partial one; the input
-    // gradient towards 3 channels takes the narrow kernel with a partial pair.
+    // 12 output channels: one full block of 8 and a partial one.
     check_layer(
         "conv 3->12 p1",
         conv(3, 12, 3, 1, 1, true),
         2,
         [3, 7, 9],
         48,
+    );
+}
+
+#[test]
+fn conv2d_matches_cpu_with_one_output_channel() {
+    // The narrow forward kernel with its second channel past the end, and
+    // an input gradient whose product has a single column of weights.
+    check_layer("conv 3->1", conv(3, 1, 3, 1, 1, true), 2, [3, 6, 5], 49);
+}
+
+#[test]
+fn conv2d_input_gradient_over_uneven_batch_chunks_matches_cpu() {
+    // 2,304 taps x 196 positions: 1.8 MB of per-tap scratch per sample, so
+    // the 4 MiB chunks of the input gradient take the batch of 3 as 2 + 1.
+    check_layer(
+        "conv 256->8 chunks",
+        conv(256, 8, 3, 1, 0, true),
+        3,
+        [256, 16, 16],
+        50,
     );
 }
 
@@ -552,4 +571,100 @@ fn gpu_loss_matches_cpu_with_scale_and_sign() {
         .map(|r| advgpu::nn::infer::argmax(r) as u32)
         .collect();
     assert_eq!(pred, want_pred);
+}
+
+/// The input gradient of `layer` (a convolution) on input shape `[n, shape]`
+/// in one formulation, forced, against the CPU reference.
+fn check_input_gradient_formulation(
+    formulation: &str,
+    layer: &Layer,
+    n: usize,
+    shape: [usize; 3],
+    seed: u64,
+) {
+    use advgpu::nn::ops::{conv_backward_input_col2im, conv_backward_input_flip, ConvParams};
+
+    let Layer::Conv2d {
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding,
+        ..
+    } = *layer
+    else {
+        panic!("not a convolution");
+    };
+    let out = |size: usize| (size + 2 * padding - kernel_size) / stride + 1;
+    let (oh, ow) = (out(shape[1]), out(shape[2]));
+    let p = ConvParams {
+        batch: n as u32,
+        in_c: in_channels as u32,
+        in_h: shape[1] as u32,
+        in_w: shape[2] as u32,
+        out_c: out_channels as u32,
+        out_h: oh as u32,
+        out_w: ow as u32,
+        k: kernel_size as u32,
+        stride: stride as u32,
+        pad: padding as u32,
+        has_bias: 0,
+        splits: 1,
+        relu: 0,
+        _pad: [0; 3],
+    };
+    let w_shape = vec![out_channels, in_channels, kernel_size, kernel_size];
+    let w = Tensor::new(
+        w_shape.clone(),
+        random(w_shape.iter().product(), seed, -1.0, 1.0),
+    )
+    .unwrap();
+    let b = Tensor::new(vec![out_channels], vec![0.0; out_channels]).unwrap();
+    let x_shape = vec![n, shape[0], shape[1], shape[2]];
+    let x = Tensor::zeros(x_shape.clone());
+    let gy_shape = vec![n, out_channels, oh, ow];
+    let gy = Tensor::new(
+        gy_shape.clone(),
+        random(gy_shape.iter().product(), seed + 1, -1.0, 1.0),
+    )
+    .unwrap();
+    let (want, _) = cpu::layer_backward(layer, &[w.clone(), b], &x, &gy);
+
+    for variant in Variant::ALL {
+        let g = gpu_with(variant);
+        let w_gpu = g.upload("w", &w_shape, &w.data).unwrap();
+        let gy_gpu = g.upload("gy", &gy_shape, &gy.data).unwrap();
+        let gx_gpu = g.zeros("gx", &x_shape).unwrap();
+        let build = match formulation {
+            "col2im" => conv_backward_input_col2im,
+            _ => conv_backward_input_flip,
+        };
+        let c = build(&g, &p, &w_gpu.buffer, &gy_gpu.buffer, &gx_gpu.buffer).unwrap();
+        g.time_kernels(&c.kernels).unwrap();
+        let got: Vec<f32> = g.read_blocking(&gx_gpu).unwrap();
+        let name = format!("{formulation} input gradient ({} kernels)", variant.name());
+        assert_close(&name, &got, &want.data, RTOL, ATOL);
+    }
+}
+
+#[test]
+fn both_formulations_of_the_conv_input_gradient_match_cpu() {
+    // (layer, batch, input shape): padding 0 and 1, kernels 2 and 3, one
+    // input channel (a first layer), one output channel, and a batch that
+    // col2im's 4 MiB chunks split 2 + 1.
+    let cases = [
+        (conv(1, 32, 3, 1, 0, true), 2, [1, 9, 7]),
+        (conv(3, 12, 3, 1, 1, true), 2, [3, 7, 9]),
+        (conv(2, 4, 2, 1, 1, false), 3, [2, 6, 7]),
+        (conv(5, 1, 3, 1, 0, true), 2, [5, 6, 8]),
+        (conv(256, 8, 3, 1, 0, true), 3, [256, 16, 16]),
+    ];
+    for (i, (layer, n, shape)) in cases.iter().enumerate() {
+        for formulation in ["col2im", "flip"] {
+            check_input_gradient_formulation(formulation, layer, *n, *shape, 60 + i as u64);
+        }
+    }
+    // col2im alone handles strides above 1.
+    check_input_gradient_formulation("col2im", &conv(3, 5, 3, 2, 1, true), 2, [3, 9, 8], 70);
+    check_input_gradient_formulation("col2im", &conv(5, 6, 5, 3, 2, true), 2, [5, 11, 10], 71);
 }

@@ -28,6 +28,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         "conv2d_tiled",
         include_str!("../../shaders/conv2d_tiled.wgsl"),
     ),
+    ("col2im", include_str!("../../shaders/col2im.wgsl")),
     ("linear", include_str!("../../shaders/linear.wgsl")),
     ("relu", include_str!("../../shaders/relu.wgsl")),
     ("pool", include_str!("../../shaders/pool.wgsl")),

@@ -9,6 +9,11 @@
 //! choice is remembered for the process and, when a cache file is set, on
 //! disk per adapter, so later runs skip the timing and pick the same kernels
 //! (and therefore produce the same bits).
+//!
+//! The same timing also picks between two formulations of one operation
+//! ([`Gpu::choose_formulation`]: the convolution's input gradient as a
+//! product and a gather or as a flipped convolution); a forced variant
+//! also fixes the formulation to the default.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -98,16 +103,17 @@ pub struct Candidate {
 pub struct Decision {
     /// The operation and its shape, e.g. `conv_forward n256 c32x26x26 ...`.
     pub op: String,
-    /// The variant in use.
-    pub variant: Variant,
+    /// The choice in use: a [`Variant`]'s name (`register`, `tiled`), or
+    /// for a formulation decision the formulation's (`col2im`, `flip`).
+    pub variant: String,
     /// Seconds per run of each candidate, where this process timed them.
-    pub timings: Vec<(Variant, f64)>,
+    pub timings: Vec<(String, f64)>,
     /// Whether the choice came from the cache file (or was forced).
     pub cached: bool,
 }
 
-/// The cache file: per adapter, per operation, the chosen variant.
-type CacheFile = BTreeMap<String, BTreeMap<String, Variant>>;
+/// The cache file: per adapter, per operation, the name of the choice.
+type CacheFile = BTreeMap<String, BTreeMap<String, String>>;
 
 /// The autotuner of one [`Gpu`].
 pub(crate) struct Tuner {
@@ -145,20 +151,20 @@ impl Tuner {
         self.choice
     }
 
-    fn remembered(&self, op: &str) -> Option<Variant> {
+    fn remembered(&self, op: &str) -> Option<String> {
         let path = self.path.as_ref()?;
-        read_cache(path).get(&self.adapter)?.get(op).copied()
+        read_cache(path).get(&self.adapter)?.get(op).cloned()
     }
 
     /// Writes one decision into the cache file. Failing to write only costs
     /// a re-tune next time, so it is logged, not returned.
-    fn remember(&self, op: &str, variant: Variant) {
+    fn remember(&self, op: &str, choice: &str) {
         let Some(path) = &self.path else { return };
         let mut cache = read_cache(path);
         cache
             .entry(self.adapter.clone())
             .or_default()
-            .insert(op.to_string(), variant);
+            .insert(op.to_string(), choice.to_string());
         let write = || -> std::io::Result<()> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
@@ -198,69 +204,103 @@ impl Gpu {
     /// forced, remembered, or timed now. Timing runs the dispatches, which
     /// overwrite their outputs; plans call this while they are being built.
     pub fn choose(&self, op: &str, candidates: Vec<Candidate>) -> Result<Candidate> {
-        let tuner = &self.tuner;
-        let take = |v: Variant, candidates: Vec<Candidate>| {
-            candidates
-                .into_iter()
-                .find(|c| c.variant == v)
-                .ok_or_else(|| {
-                    Error::gpu(
-                        "choosing a kernel",
-                        format!("{op} has no {} variant", v.name()),
-                    )
-                })
+        let forced = match self.tuner.choice {
+            KernelChoice::Force(v) => Some(v.name()),
+            KernelChoice::Auto => None,
         };
-        if let KernelChoice::Force(v) = tuner.choice {
-            return take(v, candidates);
+        let named = candidates
+            .into_iter()
+            .map(|c| (c.variant.name(), c))
+            .collect();
+        self.pick(op, named, forced)
+    }
+
+    /// Picks one of several formulations of `op` (each named, each already
+    /// built with the variants its own kernels chose): remembered, or timed
+    /// now. With a forced variant nothing is timed and the first candidate,
+    /// the default, is used, so that forced runs are reproducible across
+    /// batch sizes.
+    pub fn choose_formulation(
+        &self,
+        op: &str,
+        candidates: Vec<(&'static str, Candidate)>,
+    ) -> Result<Candidate> {
+        let forced = match self.tuner.choice {
+            KernelChoice::Force(_) => candidates.first().map(|(name, _)| *name),
+            KernelChoice::Auto => None,
+        };
+        self.pick(op, candidates, forced)
+    }
+
+    /// The choice among named candidates: `forced`, made before in this
+    /// process, read from the cache file, or timed now.
+    fn pick(
+        &self,
+        op: &str,
+        candidates: Vec<(&'static str, Candidate)>,
+        forced: Option<&str>,
+    ) -> Result<Candidate> {
+        let tuner = &self.tuner;
+        let take = |name: &str, mut candidates: Vec<(&'static str, Candidate)>| {
+            let at = candidates.iter().position(|(n, _)| *n == name);
+            at.map(|i| candidates.swap_remove(i).1).ok_or_else(|| {
+                Error::gpu("choosing a kernel", format!("{op} has no {name} candidate"))
+            })
+        };
+        if let Some(name) = forced {
+            return take(name, candidates);
         }
         if candidates.len() == 1 {
-            return Ok(candidates.into_iter().next().expect("one candidate"));
+            return Ok(candidates.into_iter().next().expect("one candidate").1);
         }
         if let Some(d) = lock(&tuner.decisions).get(op) {
-            return take(d.variant, candidates);
+            return take(&d.variant, candidates);
         }
-        if let Some(v) = tuner.remembered(op) {
-            log::debug!("kernel {op}: {} (from the cache file)", v.name());
-            let decision = Decision {
-                op: op.to_string(),
-                variant: v,
-                timings: Vec::new(),
-                cached: true,
-            };
-            lock(&tuner.decisions).insert(op.to_string(), decision);
-            return take(v, candidates);
+        if let Some(name) = tuner.remembered(op) {
+            // A name this build does not offer (an edited cache file) is timed again.
+            if candidates.iter().any(|(n, _)| *n == name) {
+                log::debug!("kernel {op}: {name} (from the cache file)");
+                let decision = Decision {
+                    op: op.to_string(),
+                    variant: name.clone(),
+                    timings: Vec::new(),
+                    cached: true,
+                };
+                lock(&tuner.decisions).insert(op.to_string(), decision);
+                return take(&name, candidates);
+            }
         }
 
         // One warm-up run (first dispatches may compile) and one timed run
         // each; when the two are close, the best of a few more decides.
         let mut timings = Vec::new();
-        for c in &candidates {
+        for (name, c) in &candidates {
             self.time_kernels(&c.kernels)?;
-            timings.push((c.variant, self.time_kernels(&c.kernels)?));
+            timings.push((name.to_string(), self.time_kernels(&c.kernels)?));
         }
         let fastest = timings.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
-        for (c, t) in candidates.iter().zip(timings.iter_mut()) {
+        for ((_, c), t) in candidates.iter().zip(timings.iter_mut()) {
             if t.1 < CLOSE_CALL * fastest {
                 for _ in 0..EXTRA_RUNS {
                     t.1 = t.1.min(self.time_kernels(&c.kernels)?);
                 }
             }
         }
-        let (variant, _) = timings
+        let (name, _) = timings
             .iter()
-            .copied()
             .min_by(|a, b| a.1.total_cmp(&b.1))
+            .cloned()
             .expect("at least one candidate");
-        log::debug!("kernel {op}: {} ({timings:?})", variant.name());
-        tuner.remember(op, variant);
+        log::debug!("kernel {op}: {name} ({timings:?})");
+        tuner.remember(op, &name);
         let decision = Decision {
             op: op.to_string(),
-            variant,
+            variant: name.clone(),
             timings,
             cached: false,
         };
         lock(&tuner.decisions).insert(op.to_string(), decision);
-        take(variant, candidates)
+        take(&name, candidates)
     }
 
     /// Seconds for one submission of `kernels`, waited for.

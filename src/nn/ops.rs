@@ -5,10 +5,11 @@
 //! and weight-gradient dispatches of every layer. The heavy operations
 //! (convolution forward, convolution weight gradient, matrix products) are
 //! built in every [`Variant`] and handed to [`Gpu::choose`], which keeps the
-//! one the settings or the autotuner pick. The input gradient of a stride-1
-//! convolution is computed as a convolution of the output gradient with
-//! flipped, transposed weights, so it shares the forward kernels and their
-//! speed; other strides use the general gather kernel.
+//! one the settings or the autotuner pick. The input gradient of a
+//! convolution is a matrix product (`col = w^T gy`, one value per weight tap
+//! and output position) followed by a gather (`shaders/col2im.wgsl`), run
+//! over chunks of the batch small enough for `col` to stay in cache; it
+//! shares the matrix product's kernels and speed and multiplies no padding.
 
 use crate::error::Result;
 use crate::gpu::{Candidate, Gpu, GpuTensor, Kernel, Variant, WORKGROUP};
@@ -43,6 +44,11 @@ pub struct ConvParams {
     pub has_bias: u32,
     /// Chunks the weight gradient's sum is split into.
     pub splits: u32,
+    /// 1 when the forward pass stores `max(y, 0)`: the ReLU after the
+    /// convolution, fused into it.
+    pub relu: u32,
+    /// Padding to a 16-byte multiple.
+    pub _pad: [u32; 3],
 }
 
 impl ConvParams {
@@ -88,6 +94,8 @@ impl ConvParams {
             pad: self.k - 1 - self.pad,
             has_bias: 0,
             splits: 1,
+            relu: 0,
+            _pad: [0; 3],
         }
     }
 
@@ -117,6 +125,15 @@ pub struct GemmParams {
     pub b_ks: u32,
     /// Stride of B along n.
     pub b_ns: u32,
+    /// B as a batch of matrices of this many columns each, stored one after
+    /// another (`u32::MAX`: one matrix).
+    pub b_group: u32,
+    /// Extra offset of each group of B's columns.
+    pub b_gs: u32,
+    /// Offset of B's first value.
+    pub b_offset: u32,
+    /// Padding to a 16-byte multiple.
+    pub _pad: u32,
 }
 
 impl GemmParams {
@@ -131,8 +148,25 @@ impl GemmParams {
             a_ks: 1,
             b_ks: n,
             b_ns: 1,
+            ..GemmParams::ZERO
         }
     }
+
+    /// All sizes and strides zero, B one matrix: the base of struct updates.
+    pub const ZERO: GemmParams = GemmParams {
+        m: 0,
+        n: 0,
+        k: 0,
+        has_bias: 0,
+        a_ms: 0,
+        a_ks: 0,
+        b_ks: 0,
+        b_ns: 0,
+        b_group: u32::MAX,
+        b_gs: 0,
+        b_offset: 0,
+        _pad: 0,
+    };
 
     /// Floating-point operations: a multiply-add counts 2.
     pub fn flops(&self) -> u64 {
@@ -143,14 +177,42 @@ impl GemmParams {
     /// (one of them is the batch), the layout exactly.
     fn key(&self, op: &str) -> String {
         let layout = [self.a_ms, self.a_ks, self.b_ks, self.b_ns].map(|s| s == 1);
+        let grouped = if self.b_group == u32::MAX {
+            ""
+        } else {
+            " grouped"
+        };
         format!(
-            "{op} <={}x{}x{} unit strides {layout:?}",
+            "{op} <={}x{}x{} unit strides {layout:?}{grouped}",
             self.m.next_power_of_two(),
             self.n.next_power_of_two(),
             self.k.next_power_of_two()
         )
     }
 }
+
+/// Uniform of `shaders/col2im.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Col2imParams {
+    chunk: u32,
+    first: u32,
+    in_c: u32,
+    in_h: u32,
+    in_w: u32,
+    out_h: u32,
+    out_w: u32,
+    k: u32,
+    stride: u32,
+    pad: u32,
+    _pad: [u32; 2],
+}
+
+/// Bytes of the input gradient's per-tap scratch (`col`) for one chunk of
+/// the batch: small enough to stay in a CPU's cache or a GPU's L2 between
+/// the product that writes it and the gather that reads it. Measured on
+/// lavapipe (docs/BENCHMARKS.md).
+const COL_CHUNK_BYTES: u64 = 4 << 20;
 
 /// Uniform of `shaders/pool.wgsl`.
 #[repr(C)]
@@ -220,8 +282,7 @@ pub fn conv_forward(
     gpu.choose(&p.key("conv_forward"), vec![register, tiled])
 }
 
-/// Channels per workgroup of conv2d.wgsl's `forward` and `forward_narrow`
-/// (`forward_single` serves layers with one output channel).
+/// Channels per workgroup of conv2d.wgsl's `forward` and `forward_narrow`.
 const REGISTER_CHANNELS: (u32, u32) = (8, 2);
 
 fn conv_forward_register(
@@ -259,14 +320,12 @@ fn conv_forward_register(
         (&padded.buffer, q)
     };
     // (entry point, output channels per workgroup, positions per invocation)
-    let (entry, channels, positions) = if q.out_c >= REGISTER_CHANNELS.0 {
-        ("forward", REGISTER_CHANNELS.0, 4)
-    } else if q.out_c == 1 {
-        ("forward_single", 1, 8)
+    let (entry, channels) = if q.out_c >= REGISTER_CHANNELS.0 {
+        ("forward", REGISTER_CHANNELS.0)
     } else {
-        ("forward_narrow", REGISTER_CHANNELS.1, 4)
+        ("forward_narrow", REGISTER_CHANNELS.1)
     };
-    let tiles = u64::from(q.batch) * u64::from((q.out_h * q.out_w).div_ceil(positions));
+    let tiles = u64::from(q.batch) * quads(q.out_h * q.out_w);
     let groups = u64::from(q.out_c.div_ceil(channels)) * tiles.div_ceil(u64::from(WORKGROUP));
     let bindings = [(1, input), (2, w), (3, b), (4, y)];
     kernels.push(gpu.kernel(
@@ -343,6 +402,145 @@ pub fn conv_backward_weight(
     )?;
 
     gpu.choose(&p.key("conv_backward_weight"), vec![register, tiled])
+}
+
+/// The dispatches of a convolution's input gradient `gx` from its output
+/// gradient `gy`, in whichever of two formulations is faster for this
+/// shape on this device (timed once, then remembered like a variant; with
+/// forced kernel variants, always the first):
+///
+/// - `col2im`, any stride: a matrix product and a gather, chunk by chunk of
+///   the batch. It multiplies no padding; on lavapipe it wins where the
+///   flipped convolution would multiply many zeros or has one output
+///   channel (docs/BENCHMARKS.md).
+/// - `flip`, stride 1 with padding below the kernel size: a convolution of
+///   the zero-padded output gradient with flipped, transposed weights,
+///   which has more work per output value when there are few output
+///   channels to sum over.
+pub fn conv_backward_input(
+    gpu: &Gpu,
+    p: &ConvParams,
+    w: &wgpu::Buffer,
+    gy: &wgpu::Buffer,
+    gx: &wgpu::Buffer,
+) -> Result<Candidate> {
+    let mut candidates = vec![("col2im", conv_backward_input_col2im(gpu, p, w, gy, gx)?)];
+    if p.stride == 1 && p.pad < p.k {
+        candidates.push(("flip", conv_backward_input_flip(gpu, p, w, gy, gx)?));
+    }
+    gpu.choose_formulation(&p.key("conv_backward_input"), candidates)
+}
+
+/// Stride-1 input gradient as a convolution: flip and transpose the
+/// weights (every pass, since training changes them), then convolve the
+/// output gradient, padded by `K - 1 - P`, with them.
+pub fn conv_backward_input_flip(
+    gpu: &Gpu,
+    p: &ConvParams,
+    w: &wgpu::Buffer,
+    gy: &wgpu::Buffer,
+    gx: &wgpu::Buffer,
+) -> Result<Candidate> {
+    let weights = u64::from(p.out_c) * p.taps();
+    let flipped = gpu.zeros(
+        "flipped weights",
+        &[p.in_c, p.out_c, p.k, p.k].map(|d| d as usize),
+    )?;
+    let flip = gpu.kernel(
+        "conv2d",
+        "flip_weights",
+        p,
+        &[(2, w), (10, &flipped.buffer)],
+        weights,
+    )?;
+    // No bias: `w` fills the unused bias binding (read-only, so it may repeat).
+    let conv = conv_forward(
+        gpu,
+        &p.input_gradient_as_convolution(),
+        gy,
+        &flipped.buffer,
+        w,
+        gx,
+    )?;
+    let mut kernels = vec![flip];
+    kernels.extend(conv.kernels);
+    Ok(Candidate {
+        variant: conv.variant,
+        kernels,
+        scratch_bytes: flipped.buffer.size() + conv.scratch_bytes,
+    })
+}
+
+/// `col = w^T gy` (a matrix product: taps `Ci K K` x the chunk's output
+/// positions, summed over `Co`; its variant chosen like every [`gemm`]),
+/// then `col2im` sums, for each input position, the taps that reach it;
+/// chunk by chunk of the batch so that `col` stays in cache.
+pub fn conv_backward_input_col2im(
+    gpu: &Gpu,
+    p: &ConvParams,
+    w: &wgpu::Buffer,
+    gy: &wgpu::Buffer,
+    gx: &wgpu::Buffer,
+) -> Result<Candidate> {
+    let plane = p.out_h * p.out_w;
+    let taps = p.in_c * p.k * p.k;
+    let per_sample = 4 * u64::from(taps) * u64::from(plane);
+    let chunk = (COL_CHUNK_BYTES / per_sample).clamp(1, u64::from(p.batch)) as u32;
+    let col = gpu.zeros(
+        "input gradient per tap",
+        &[taps as usize, (chunk * plane) as usize],
+    )?;
+    let mut out = Candidate {
+        variant: Variant::Register,
+        kernels: Vec::new(),
+        scratch_bytes: col.buffer.size(),
+    };
+    for first in (0..p.batch).step_by(chunk as usize) {
+        let samples = chunk.min(p.batch - first);
+        // A[tap, co] = w[co, tap]; B[co, (n, q)] = gy[first + n, co, q].
+        let g = GemmParams {
+            m: taps,
+            n: samples * plane,
+            k: p.out_c,
+            a_ms: 1,
+            a_ks: taps,
+            b_ks: plane,
+            b_ns: 1,
+            b_group: plane,
+            b_gs: (p.out_c - 1) * plane,
+            b_offset: first * p.out_c * plane,
+            ..GemmParams::ZERO
+        };
+        // No bias: `w` fills the unused bias binding (a read-only binding,
+        // so it may repeat one).
+        let product = gemm(gpu, &g, w, gy, w, &col.buffer)?;
+        out.variant = product.variant;
+        out.kernels.extend(product.kernels);
+        out.scratch_bytes += product.scratch_bytes;
+
+        let gather = Col2imParams {
+            chunk: samples,
+            first,
+            in_c: p.in_c,
+            in_h: p.in_h,
+            in_w: p.in_w,
+            out_h: p.out_h,
+            out_w: p.out_w,
+            k: p.k,
+            stride: p.stride,
+            pad: p.pad,
+            _pad: [0; 2],
+        };
+        let values = u64::from(samples) * u64::from(p.in_c * p.in_h * p.in_w);
+        out.kernels.push(gpu.kernel(
+            "col2im",
+            "col2im",
+            &gather,
+            &[(1, &col.buffer), (2, gx)],
+            values,
+        )?);
+    }
+    Ok(out)
 }
 
 /// Chunks to split a sum into so that `groups` workgroups become about
@@ -439,6 +637,10 @@ pub(crate) struct LayerCtx<'a> {
     pub gx: &'a GpuTensor,
     pub gy: &'a GpuTensor,
     pub grad_params: &'a [GpuTensor],
+    /// A convolution whose ReLU is fused into it: store `max(y, 0)`.
+    pub relu_follows: bool,
+    /// A ReLU fused into the convolution before it: no forward dispatch.
+    pub fused: bool,
 }
 
 /// A layer's dispatches for one pass, with the scratch bytes they hold.
@@ -494,6 +696,8 @@ impl LayerCtx<'_> {
                 pad: *padding as u32,
                 has_bias: u32::from(*bias),
                 splits: 1,
+                relu: 0,
+                _pad: [0; 3],
             },
             _ => unreachable!("conv_params is only called for conv2d layers"),
         }
@@ -570,8 +774,13 @@ impl LayerCtx<'_> {
                 )?)
             }
             Layer::Conv2d { .. } => {
-                conv_forward(gpu, &self.conv_params(), x, self.weight(), self.bias(), y)?.into()
+                let p = ConvParams {
+                    relu: u32::from(self.relu_follows),
+                    ..self.conv_params()
+                };
+                conv_forward(gpu, &p, x, self.weight(), self.bias(), y)?.into()
             }
+            Layer::Relu if self.fused => Built::default(),
             Layer::Relu => Built::one(gpu.kernel(
                 "relu",
                 "forward",
@@ -608,6 +817,7 @@ impl LayerCtx<'_> {
                     a_ks: 1,
                     b_ks: 1,
                     b_ns: i,
+                    ..GemmParams::ZERO
                 };
                 gemm(gpu, &g, x, self.weight(), self.bias(), y)?.into()
             }
@@ -630,18 +840,8 @@ impl LayerCtx<'_> {
                     elements,
                 )?)
             }
-            Layer::Conv2d {
-                kernel_size,
-                stride,
-                padding,
-                ..
-            } if *stride == 1 && padding < kernel_size => self.conv_backward_input_by_flip()?,
             Layer::Conv2d { .. } => {
-                let p = self.conv_params();
-                let threads =
-                    u64::from(p.batch) * quads(p.in_c) * u64::from(p.in_h) * quads(p.in_w);
-                let bindings = [(2, self.weight()), (5, gy), (6, gx)];
-                Built::one(gpu.kernel("conv2d", "backward_input", &p, &bindings, threads)?)
+                conv_backward_input(gpu, &self.conv_params(), self.weight(), gy, gx)?.into()
             }
             Layer::Relu => {
                 let entry = if guided {
@@ -649,7 +849,7 @@ impl LayerCtx<'_> {
                 } else {
                     "backward"
                 };
-                let bindings = [(1, x), (3, gy), (4, gx)];
+                let bindings = [(2, &self.y.buffer), (3, gy), (4, gx)];
                 Built::one(gpu.kernel("relu", entry, &self.elementwise(), &bindings, elements)?)
             }
             Layer::MaxPool2d {
@@ -691,50 +891,11 @@ impl LayerCtx<'_> {
                     a_ks: 1,
                     b_ks: i,
                     b_ns: 1,
+                    ..GemmParams::ZERO
                 };
                 gemm(gpu, &g, gy, self.weight(), &self.model.no_bias.buffer, gx)?.into()
             }
         })
-    }
-
-    /// Stride-1 input gradient: flip and transpose the weights (every pass,
-    /// since training changes them), then convolve the output gradient,
-    /// padded by `K - 1 - P`, with them.
-    fn conv_backward_input_by_flip(&self) -> Result<Built> {
-        let gpu = self.gpu;
-        let p = self.conv_params();
-        let weights = u64::from(p.out_c) * p.taps();
-        let flipped = gpu.zeros(
-            "flipped weights",
-            &[
-                p.in_c as usize,
-                p.out_c as usize,
-                p.k as usize,
-                p.k as usize,
-            ],
-        )?;
-        let flip = gpu.kernel(
-            "conv2d",
-            "flip_weights",
-            &p,
-            &[(2, self.weight()), (10, &flipped.buffer)],
-            weights,
-        )?;
-        let transposed = p.input_gradient_as_convolution();
-        let conv = conv_forward(
-            gpu,
-            &transposed,
-            &self.gy.buffer,
-            &flipped.buffer,
-            &self.model.no_bias.buffer,
-            &self.gx.buffer,
-        )?;
-        let mut built = Built {
-            kernels: vec![flip],
-            scratch_bytes: flipped.buffer.size(),
-        };
-        built.push(conv);
-        Ok(built)
     }
 
     /// The gradients with respect to the layer's weight and bias.
@@ -775,6 +936,7 @@ impl LayerCtx<'_> {
                     a_ks: o,
                     b_ks: i,
                     b_ns: 1,
+                    ..GemmParams::ZERO
                 };
                 let gw = &self.grad_params[0].buffer;
                 built.push(gemm(gpu, &g, gy, x, &self.model.no_bias.buffer, gw)?);

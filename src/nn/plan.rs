@@ -11,6 +11,10 @@
 //! output of layer `i`, the last one the logits `[N, K]`; `grads[i]` is the
 //! gradient of the loss with respect to `acts[i]`, so `grads[0]` is the
 //! gradient to the input. `flatten` aliases its input's buffer both ways.
+//! A ReLU right after a convolution is fused into it: the convolution
+//! stores `max(y, 0)`, the ReLU's output aliases its input's buffer and has
+//! no forward dispatch, and its backward reads that output (`y > 0` exactly
+//! where the pre-activation was positive).
 
 use crate::error::Result;
 use crate::gpu::{record_all, Gpu, GpuTensor, Kernel};
@@ -92,6 +96,17 @@ struct LossParams {
     sign: f32,
 }
 
+/// Per layer, whether it is a ReLU fused into the convolution before it.
+fn fused_relus(layers: &[Layer]) -> Vec<bool> {
+    (0..layers.len())
+        .map(|i| {
+            i > 0
+                && matches!(layers[i], Layer::Relu)
+                && matches!(layers[i - 1], Layer::Conv2d { .. })
+        })
+        .collect()
+}
+
 /// Every buffer and dispatch to run one model on batches of one size.
 pub struct Plan {
     /// Samples per batch.
@@ -135,21 +150,24 @@ impl Plan {
             Ok(t)
         };
 
-        // Activations, front to back; flatten reuses its input's buffer.
+        // Activations, front to back; flatten and a fused ReLU reuse their
+        // input's buffer.
+        let fused = fused_relus(&host.layers);
         let mut acts = vec![alloc("input", &with_batch(&host.input_shape))?];
         for (i, layer) in host.layers.iter().enumerate() {
             let shape = with_batch(&shapes[i]);
-            let t = match layer {
-                Layer::Flatten => GpuTensor {
+            let t = if fused[i] || matches!(layer, Layer::Flatten) {
+                GpuTensor {
                     buffer: acts[i].buffer.clone(),
                     shape,
-                },
-                _ => alloc(&format!("layer {i} output"), &shape)?,
+                }
+            } else {
+                alloc(&format!("layer {i} output"), &shape)?
             };
             acts.push(t);
         }
 
-        // Gradients, back to front, with the same aliasing.
+        // Gradients, back to front; flatten aliases them too.
         let depth = host.layers.len();
         let mut grads: Vec<Option<GpuTensor>> = vec![None; depth + 1];
         grads[depth] = Some(alloc("logits gradient", &acts[depth].shape)?);
@@ -198,6 +216,8 @@ impl Plan {
                 gx: &grads[i],
                 gy: &grads[i + 1],
                 grad_params: &grad_params[i],
+                relu_follows: fused.get(i + 1).copied().unwrap_or(false),
+                fused: fused[i],
             };
             let f = ctx.forward(layer)?;
             scratch += f.scratch_bytes;

@@ -26,7 +26,8 @@ struct Cli {
 
     /// Kernel variants: auto (time both on first use, remembered per adapter
     /// in ~/.cache/advgpu/kernels.json or $ADVGPU_TUNE_CACHE), register or
-    /// tiled. Default: $ADVGPU_KERNELS, else auto.
+    /// tiled (nothing timed; convolution input gradients as product and
+    /// gather). Default: $ADVGPU_KERNELS, else auto.
     #[arg(long, global = true)]
     kernels: Option<String>,
 
