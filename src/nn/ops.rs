@@ -6,10 +6,12 @@
 //! (convolution forward, convolution weight gradient, matrix products) are
 //! built in every [`Variant`] and handed to [`Gpu::choose`], which keeps the
 //! one the settings or the autotuner pick. The input gradient of a
-//! convolution is a matrix product (`col = w^T gy`, one value per weight tap
-//! and output position) followed by a gather (`shaders/col2im.wgsl`), run
-//! over chunks of the batch small enough for `col` to stay in cache; it
-//! shares the matrix product's kernels and speed and multiplies no padding.
+//! convolution has two formulations, timed per shape
+//! ([`Gpu::choose_formulation`]): a matrix product (`col = w^T gy`, one
+//! value per weight tap and output position) followed by a gather
+//! (`shaders/col2im.wgsl`), run over chunks of the batch small enough for
+//! `col` to stay in cache, which multiplies no padding; or, for stride 1, a
+//! convolution of the zero-padded output gradient with flipped weights.
 
 use crate::error::Result;
 use crate::gpu::{Candidate, Gpu, GpuTensor, Kernel, Variant, WORKGROUP};
