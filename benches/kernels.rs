@@ -1,6 +1,7 @@
 //! criterion benches: each heavy kernel of the bundled architecture in each
-//! variant (convolution forward, its input gradient and its weight gradient;
-//! linear forward and input gradient), one PGD step and one universal-patch
+//! variant (convolution forward, its input gradient in both formulations
+//! and its weight gradient; linear forward and input gradient), one PGD
+//! step and one universal-patch
 //! step. `cargo bench` runs them; one iteration is one submission, waited
 //! for. Batch 16 keeps a sample short on software drivers; `advgpu bench`
 //! measures whole workloads at every batch size.
@@ -9,7 +10,8 @@ use advgpu::attack::patch::{Patch, PatchConfig, PatchTrainer};
 use advgpu::attack::{Attack, AttackEngine, Pgd};
 use advgpu::gpu::{Gpu, GpuOptions, KernelChoice, Variant};
 use advgpu::nn::ops::{
-    conv_backward_input, conv_backward_weight, conv_forward, gemm, ConvParams, GemmParams,
+    conv_backward_input_col2im, conv_backward_input_flip, conv_backward_weight, conv_forward, gemm,
+    ConvParams, GemmParams,
 };
 use advgpu::nn::{GpuModel, Model};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -87,10 +89,19 @@ fn kernels(c: &mut Criterion) {
         group.bench_function(format!("conv2d_forward_32x26x26_{name}"), |bench| {
             bench.iter(|| gpu.time_kernels(&fwd.kernels).unwrap())
         });
-        let input_grad = conv_backward_input(&gpu, &p, &w.buffer, &y.buffer, &x.buffer).unwrap();
-        group.bench_function(format!("conv2d_backward_input_32x24x24_{name}"), |bench| {
-            bench.iter(|| gpu.time_kernels(&input_grad.kernels).unwrap())
-        });
+        for (formulation, build) in [
+            (
+                "col2im",
+                conv_backward_input_col2im as fn(_, _, _, _, _) -> _,
+            ),
+            ("flip", conv_backward_input_flip),
+        ] {
+            let input_grad = build(&gpu, &p, &w.buffer, &y.buffer, &x.buffer).unwrap();
+            let id = format!("conv2d_backward_input_32x24x24_{formulation}_{name}");
+            group.bench_function(id, |bench| {
+                bench.iter(|| gpu.time_kernels(&input_grad.kernels).unwrap())
+            });
+        }
         let bwd = conv_backward_weight(&gpu, &p, &x.buffer, &y.buffer, &w.buffer).unwrap();
         group.bench_function(format!("conv2d_backward_weight_32x26x26_{name}"), |bench| {
             bench.iter(|| gpu.time_kernels(&bwd.kernels).unwrap())

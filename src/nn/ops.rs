@@ -321,7 +321,7 @@ fn conv_forward_register(
         };
         (&padded.buffer, q)
     };
-    // (entry point, output channels per workgroup, positions per invocation)
+    // (entry point, output channels per workgroup); 4 positions per invocation.
     let (entry, channels) = if q.out_c >= REGISTER_CHANNELS.0 {
         ("forward", REGISTER_CHANNELS.0)
     } else {
